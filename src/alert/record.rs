@@ -1,0 +1,64 @@
+//! The alert record. Fixed-size (heapless strings and vectors) so that the decide stage builds
+//! alerts without touching the allocator, and so a journal record has a bounded size.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest stream, model or label name an alert carries; longer names are refused at
+/// configuration time, never truncated silently.
+pub const NAME_LEN: usize = 48;
+/// Most regions (defect boxes, anomalous pixels) one alert carries.
+pub const MAX_REGIONS: usize = 16;
+
+pub type Name = heapless::String<NAME_LEN>;
+
+/// Where an alert is in its life: opened once, updated while it lasts, ended once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    New,
+    Update,
+    End,
+}
+
+/// An axis-aligned region in the frame's pixel coordinates (or row/col for hyperspectral).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Unique per box and never reused: the journal assigns it, sinks deduplicate on it.
+    pub id: u64,
+    /// Groups the new/update/end records of one event.
+    pub event: u64,
+    pub phase: Phase,
+    pub stream: Name,
+    pub model: Name,
+    pub label: Name,
+    /// Score of the window that produced this record.
+    pub score: f32,
+    /// Highest score since the event opened.
+    pub peak: f32,
+    /// Threshold the event opened on.
+    pub threshold: f32,
+    /// Stream time of the start of the event and of this record, in nanoseconds.
+    pub start_pts_ns: u64,
+    pub pts_ns: u64,
+    /// Wall-clock capture time of the newest data in this record (Unix nanoseconds).
+    pub captured_at_ns: u64,
+    /// Wall-clock time the decide stage produced this record (Unix nanoseconds).
+    pub decided_at_ns: u64,
+    pub regions: heapless::Vec<Region, MAX_REGIONS>,
+}
+
+impl Alert {
+    /// Capture-to-decision latency in microseconds.
+    pub fn latency_us(&self) -> u64 {
+        self.decided_at_ns.saturating_sub(self.captured_at_ns) / 1_000
+    }
+}

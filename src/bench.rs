@@ -1,0 +1,264 @@
+//! `vigil bench`: speed measured against a peer in the same run, reported as ratios, since
+//! absolute times on a shared machine mean little.
+//!
+//! - YAMNet int8: vigil (tract) against onnxruntime on the same ONNX file, the same patches and
+//!   the same thread count (1: tract runs one inference on one thread).
+//! - Log-mel front end: vigil's Rust streaming front end against the numpy reference and
+//!   librosa on the same 10 s of audio.
+//! - Pipeline overhead: the cost per message of vigil's threads and channels with stages that
+//!   do nothing, as a fraction of one YAMNet inference.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::alert::Alert;
+use crate::capture::synth::{SynthConfig, SynthEvent, SynthEventKind, SynthSource, render};
+use crate::capture::{Sample, Stamp};
+use crate::detector::{Manifest, Plan};
+use crate::io::npy::{read_npy, write_npy};
+use crate::metrics::Metrics;
+use crate::models::audio_events::{MelPatch, YamnetDetector};
+use crate::pipeline::{Decide, Detect, Pipeline, PipelineSettings, Prepare, StageError};
+use crate::prepare::mel::log_mel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("peer {peer} failed: {detail}")]
+    Peer { peer: String, detail: String },
+}
+
+/// One comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub what: String,
+    pub ours_ms: f64,
+    pub peer: String,
+    pub peer_ms: f64,
+}
+
+impl Comparison {
+    /// Our time over the peer's: below 1 means vigil is faster.
+    pub fn ratio(&self) -> f64 {
+        self.ours_ms / self.peer_ms
+    }
+}
+
+fn setup(detail: impl std::fmt::Display) -> BenchError {
+    BenchError::Setup(detail.to_string())
+}
+
+fn median_ms(mut times: Vec<Duration>) -> f64 {
+    times.sort();
+    times
+        .get(times.len() / 2)
+        .map(|d| d.as_secs_f64() * 1e3)
+        .unwrap_or(f64::NAN)
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a peer script and reads the JSON object it prints.
+fn peer_json(script: &Path, args: &[String]) -> Result<serde_json::Value, BenchError> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let peer = script.display().to_string();
+    let output = Command::new(&python)
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|err| BenchError::Peer {
+            peer: peer.clone(),
+            detail: format!("cannot run {python}: {err}"),
+        })?;
+    if !output.status.success() {
+        return Err(BenchError::Peer {
+            peer,
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).map_err(|err| BenchError::Peer {
+        peer,
+        detail: format!("{err}: {last}"),
+    })
+}
+
+fn number(value: &serde_json::Value, key: &str) -> Result<f64, BenchError> {
+    value[key]
+        .as_f64()
+        .ok_or_else(|| setup(format!("peer output lacks {key}: {value}")))
+}
+
+/// YAMNet latency per patch in vigil and in onnxruntime.
+pub fn yamnet(runs: usize) -> Result<Comparison, BenchError> {
+    let manifest = Manifest::shipped().map_err(setup)?;
+    let plan = Plan::load(&manifest, "yamnet").map_err(setup)?;
+    let mut detector = YamnetDetector::new(&plan).map_err(setup)?;
+    let patches_path = repo().join("tests/fixtures/yamnet/patches.npy");
+    let patches = read_npy::<u8>(&patches_path).map_err(setup)?;
+    let per = 96 * 64;
+    let count = patches.data.len() / per;
+    let patch = |i: usize| MelPatch {
+        quantized: patches.data[(i % count) * per..(i % count + 1) * per].to_vec(),
+        start: Duration::ZERO,
+        end: Duration::ZERO,
+    };
+    for i in 0..10 {
+        detector.run(&patch(i)).map_err(setup)?;
+    }
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let input = patch(i);
+        let start = Instant::now();
+        detector.run(&input).map_err(setup)?;
+        times.push(start.elapsed());
+    }
+    let model = manifest.path_of(plan.spec().onnx_file());
+    let peer = peer_json(
+        &repo().join("scripts/bench/onnxruntime_peer.py"),
+        &[
+            model.display().to_string(),
+            patches_path.display().to_string(),
+            "--threads".into(),
+            "1".into(),
+            "--runs".into(),
+            runs.to_string(),
+        ],
+    )?;
+    Ok(Comparison {
+        what: "YAMNet int8, one 0.96 s patch, 1 thread".into(),
+        ours_ms: median_ms(times),
+        peer: format!("onnxruntime {}", peer["version"].as_str().unwrap_or("?")),
+        peer_ms: number(&peer, "median_ms")?,
+    })
+}
+
+/// The log-mel front end on 10 s of audio, against numpy and librosa.
+pub fn mel(runs: usize) -> Result<Vec<Comparison>, BenchError> {
+    let audio = render(&SynthConfig {
+        rate: 16_000,
+        duration_s: 10.0,
+        events: vec![SynthEvent {
+            at_s: 4.0,
+            kind: SynthEventKind::Gunshot,
+        }],
+        realtime: false,
+        block_ms: 100,
+        seed: 1,
+    });
+    let dir = std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|err| setup(format!("{err}: {}", dir.display())))?;
+    let input = dir.join("audio.npy");
+    write_npy(&input, &[audio.len()], &audio).map_err(setup)?;
+    log_mel(&audio).map_err(setup)?;
+    let times = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            log_mel(&audio).map(|_| start.elapsed())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(setup)?;
+    let ours = median_ms(times);
+    let peer = peer_json(
+        &repo().join("scripts/reference/bench_mel.py"),
+        &[
+            input.display().to_string(),
+            "--runs".into(),
+            runs.to_string(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let peer = peer?;
+    Ok(vec![
+        Comparison {
+            what: "log-mel, 10 s at 16 kHz".into(),
+            ours_ms: ours,
+            peer: "numpy reference".into(),
+            peer_ms: number(&peer, "numpy_ms")?,
+        },
+        Comparison {
+            what: "log-mel, 10 s at 16 kHz".into(),
+            ours_ms: ours,
+            peer: "librosa".into(),
+            peer_ms: number(&peer, "librosa_ms")?,
+        },
+    ])
+}
+
+struct PassThrough;
+
+impl Prepare for PassThrough {
+    type Output = u64;
+    fn prepare(
+        &mut self,
+        sample: &Sample,
+        emit: &mut dyn FnMut(Stamp, u64),
+    ) -> Result<(), StageError> {
+        emit(*sample.stamp(), sample.stamp().seq);
+        Ok(())
+    }
+}
+
+impl Detect for PassThrough {
+    type Input = u64;
+    type Output = u64;
+    fn detect(&mut self, input: u64) -> Result<u64, StageError> {
+        Ok(input)
+    }
+}
+
+struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Decide for Count {
+    type Input = u64;
+    fn decide(&mut self, _: Stamp, _: u64, _: &mut dyn FnMut(Alert)) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn finish(&mut self, _: &mut dyn FnMut(Alert)) {}
+}
+
+/// Time per message through source, prepare, detect and decide threads with no work in them.
+/// Returns (milliseconds per message, messages that reached decide, messages sent).
+pub fn pipeline_overhead(messages: usize) -> Result<(f64, u64, u64), BenchError> {
+    let block_ms = 1;
+    let source = SynthSource::new(SynthConfig {
+        rate: 16_000,
+        duration_s: messages as f32 * block_ms as f32 / 1000.0,
+        events: vec![],
+        realtime: false,
+        block_ms,
+        seed: 0,
+    })
+    .map_err(setup)?;
+    let metrics = Metrics::new();
+    let (alerts, _rx) = crossbeam_channel::bounded(1);
+    let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let pipeline = Pipeline::spawn(
+        "bench",
+        source,
+        PassThrough,
+        PassThrough,
+        Count(decided.clone()),
+        alerts,
+        &metrics,
+        PipelineSettings {
+            queue_depth: 64,
+            ..PipelineSettings::default()
+        },
+    )
+    .map_err(setup)?;
+    pipeline.wait().map_err(setup)?;
+    let elapsed = start.elapsed();
+    let reached = decided.load(std::sync::atomic::Ordering::Relaxed);
+    Ok((
+        elapsed.as_secs_f64() * 1e3 / messages as f64,
+        reached,
+        messages as u64,
+    ))
+}

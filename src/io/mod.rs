@@ -1,0 +1,3 @@
+//! Readers and writers of the file formats vigil exchanges with other tools.
+
+pub mod npy;

@@ -1,0 +1,198 @@
+//! Class scores to alerts: each alert label is a group of AudioSet classes (a gunshot is
+//! "Gunshot, gunfire", "Machine gun", …); the group's score is its best class's.
+
+use serde::Deserialize;
+
+use super::labels::{ClassMap, LabelError};
+use super::model::ClassScores;
+use crate::alert::{Alert, Name};
+use crate::capture::Stamp;
+use crate::decide::{AlertFactory, Hysteresis, NameTooLong, Tracker, name};
+use crate::pipeline::Decide;
+
+/// One alert label, the AudioSet classes that raise it, and its thresholds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventClass {
+    pub label: String,
+    pub classes: Vec<String>,
+    /// Score at which an event opens.
+    pub on: f32,
+    /// Score below which it ends.
+    pub off: f32,
+    #[serde(default)]
+    pub open_after: Option<u32>,
+    #[serde(default)]
+    pub close_after: Option<u32>,
+    #[serde(default)]
+    pub update_interval_ms: Option<u64>,
+}
+
+impl EventClass {
+    pub fn hysteresis(&self) -> Hysteresis {
+        let mut h = Hysteresis::new(self.on, self.off);
+        h.open_after = self.open_after.unwrap_or(h.open_after);
+        h.close_after = self.close_after.unwrap_or(h.close_after);
+        h.update_interval_ms = self.update_interval_ms.unwrap_or(h.update_interval_ms);
+        h
+    }
+}
+
+/// What a surveillance box listens for; profiles may replace the list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioEventsSettings {
+    #[serde(default = "default_events")]
+    pub events: Vec<EventClass>,
+}
+
+impl Default for AudioEventsSettings {
+    fn default() -> Self {
+        Self {
+            events: default_events(),
+        }
+    }
+}
+
+fn event(label: &str, classes: &[&str]) -> EventClass {
+    EventClass {
+        label: label.into(),
+        classes: classes.iter().map(|c| c.to_string()).collect(),
+        on: 0.4,
+        off: 0.2,
+        open_after: None,
+        close_after: None,
+        update_interval_ms: None,
+    }
+}
+
+fn default_events() -> Vec<EventClass> {
+    vec![
+        event(
+            "gunshot",
+            &[
+                "Gunshot, gunfire",
+                "Machine gun",
+                "Fusillade",
+                "Artillery fire",
+                "Cap gun",
+            ],
+        ),
+        event(
+            "explosion",
+            &["Explosion", "Burst, pop", "Eruption", "Boom"],
+        ),
+        event("screaming", &["Screaming"]),
+        event("shout", &["Shout", "Yell", "Children shouting"]),
+        event("glass_breaking", &["Glass", "Shatter", "Chink, clink"]),
+    ]
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Label(#[from] LabelError),
+    #[error(transparent)]
+    Name(#[from] NameTooLong),
+    #[error("event {label}: {detail}")]
+    Event { label: String, detail: String },
+}
+
+struct Group {
+    label: Name,
+    classes: Vec<usize>,
+    threshold: f32,
+    tracker: Tracker,
+    event: u64,
+}
+
+pub struct AudioEventsDecide {
+    groups: Vec<Group>,
+    factory: AlertFactory,
+    last: Option<Stamp>,
+}
+
+impl AudioEventsDecide {
+    pub fn new(
+        stream: &str,
+        model: &str,
+        settings: &AudioEventsSettings,
+        classes: &ClassMap,
+    ) -> Result<Self, SettingsError> {
+        let mut groups = Vec::new();
+        for event in &settings.events {
+            let bad = |detail: String| SettingsError::Event {
+                label: event.label.clone(),
+                detail,
+            };
+            let hysteresis = event.hysteresis();
+            hysteresis.validate().map_err(bad)?;
+            if event.classes.is_empty() {
+                return Err(bad("names no AudioSet class".into()));
+            }
+            let indices = event
+                .classes
+                .iter()
+                .map(|c| classes.index(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            groups.push(Group {
+                label: name("alert label", &event.label)?,
+                classes: indices,
+                threshold: hysteresis.on,
+                tracker: Tracker::new(hysteresis),
+                event: 0,
+            });
+        }
+        Ok(Self {
+            groups,
+            factory: AlertFactory::new(stream, model)?,
+            last: None,
+        })
+    }
+}
+
+impl Decide for AudioEventsDecide {
+    type Input = ClassScores;
+
+    fn decide(&mut self, stamp: Stamp, scores: ClassScores, emit: &mut dyn FnMut(Alert)) {
+        // Alerts carry the patch's stream time, not the block's: that is when the sound was.
+        let at = Stamp {
+            pts: scores.end,
+            ..stamp
+        };
+        for group in &mut self.groups {
+            let score = group
+                .classes
+                .iter()
+                .filter_map(|&c| scores.scores.get(c).copied())
+                .fold(f32::NAN, f32::max);
+            if let Some(transition) = group.tracker.observe(score, scores.start, scores.end) {
+                emit(self.factory.make(
+                    &group.label,
+                    &mut group.event,
+                    group.threshold,
+                    transition,
+                    &at,
+                    &[],
+                ));
+            }
+        }
+        self.last = Some(at);
+    }
+
+    fn finish(&mut self, emit: &mut dyn FnMut(Alert)) {
+        let Some(last) = self.last else { return };
+        for group in &mut self.groups {
+            if let Some(transition) = group.tracker.finish() {
+                emit(self.factory.make(
+                    &group.label,
+                    &mut group.event,
+                    group.threshold,
+                    transition,
+                    &last,
+                    &[],
+                ));
+            }
+        }
+    }
+}

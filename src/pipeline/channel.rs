@@ -1,0 +1,66 @@
+//! The two kinds of bounded channel the design allows: one that drops the oldest message when
+//! full (sensor data: latency stays bounded, every drop counted) and one that blocks (alerts:
+//! never dropped).
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::metrics::Counter;
+
+/// Sends without ever blocking: when the channel is full the oldest queued message is
+/// discarded to make room and the drop is counted. The sender holds a receiver too, so the
+/// channel stays open while it lives: shutdown travels downstream by dropping senders, and
+/// upstream by the pipeline's stop flag.
+pub struct DropOldest<T> {
+    tx: Sender<T>,
+    // A receiver clone lets the producer evict the head of the queue itself.
+    evict: Receiver<T>,
+    dropped: Counter,
+}
+
+impl<T> DropOldest<T> {
+    pub fn send(&self, mut message: T) {
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(back)) => {
+                    message = back;
+                    if self.evict.try_recv().is_ok() {
+                        self.dropped.inc();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A drop-oldest channel of `capacity` messages whose drops are counted on `dropped`.
+pub fn drop_oldest<T>(capacity: usize, dropped: Counter) -> (DropOldest<T>, Receiver<T>) {
+    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    (
+        DropOldest {
+            tx,
+            evict: rx.clone(),
+            dropped,
+        },
+        rx,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn a_full_channel_drops_the_oldest_and_counts_it() {
+        let metrics = Metrics::new();
+        let dropped = metrics.frames_dropped("test", "t");
+        let (tx, rx) = drop_oldest(3, dropped.clone());
+        for i in 0..10 {
+            tx.send(i);
+        }
+        let left: Vec<i32> = rx.try_iter().collect();
+        assert_eq!(left, vec![7, 8, 9]);
+        assert_eq!(dropped.get(), 7);
+    }
+}

@@ -1,0 +1,41 @@
+//! The three model-specific stages a pipeline runs between a source and the alert bus. Each
+//! model family implements them; the pipeline gives each its own thread.
+
+use crate::alert::Alert;
+use crate::capture::{Sample, Stamp};
+
+/// A stage met data it cannot use. The pipeline logs it, counts it and goes on with the next
+/// message: one bad frame must not stop a camera.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage}: {detail}")]
+pub struct StageError {
+    pub stage: &'static str,
+    pub detail: String,
+}
+
+/// Sensor data to model inputs; may emit zero, one or several inputs per sample (an audio
+/// block completes a patch now and then; a frame gives one tensor).
+pub trait Prepare: Send + 'static {
+    type Output: Send + 'static;
+    /// Emits each ready input with the stamp of the newest sample it contains.
+    fn prepare(
+        &mut self,
+        sample: &Sample,
+        emit: &mut dyn FnMut(Stamp, Self::Output),
+    ) -> Result<(), StageError>;
+}
+
+/// Model inputs to scores, on a tract plan.
+pub trait Detect: Send + 'static {
+    type Input: Send + 'static;
+    type Output: Send + 'static;
+    fn detect(&mut self, input: Self::Input) -> Result<Self::Output, StageError>;
+}
+
+/// Scores to alerts.
+pub trait Decide: Send + 'static {
+    type Input: Send + 'static;
+    fn decide(&mut self, stamp: Stamp, input: Self::Input, emit: &mut dyn FnMut(Alert));
+    /// The stream ended: close what is open.
+    fn finish(&mut self, emit: &mut dyn FnMut(Alert));
+}

@@ -1,0 +1,3 @@
+//! Prepare: sensor data to model tensors.
+
+pub mod mel;

@@ -1,0 +1,281 @@
+//! Deployment profiles (`targets/*.toml`): which streams a box captures, which model watches
+//! each, and where alerts go. Unknown keys are errors that name the key, so a typo never
+//! silently keeps a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::capture::supervisor::RestartPolicy;
+use crate::capture::synth::SynthConfig;
+use crate::models::audio_events::AudioEventsSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read profile: {detail}: {path}")]
+    Io { detail: String, path: PathBuf },
+    #[error("invalid profile: {detail}: {path}")]
+    Invalid { detail: String, path: PathBuf },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(rename = "box")]
+    pub device: BoxSettings,
+    #[serde(default)]
+    pub metrics: Option<MetricsSettings>,
+    pub alerts: AlertSettings,
+    #[serde(rename = "stream")]
+    pub streams: Vec<StreamSettings>,
+    /// Folder the profile was read from: relative paths in it are relative to that folder.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoxSettings {
+    pub name: String,
+    /// Model manifest; default: the one shipped in `models/`.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where the Prometheus text endpoint listens; loopback unless `expose` is set.
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub expose: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Folder of the durable journal.
+    pub journal: PathBuf,
+    /// Alerts waiting for the sink thread before producers block.
+    #[serde(default = "default_alert_queue")]
+    pub queue: usize,
+    pub sinks: Vec<SinkSettings>,
+}
+
+fn default_alert_queue() -> usize {
+    64
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkSettings {
+    /// JSON lines to a file, or to stdout when `path` is "-".
+    Jsonl { name: String, path: PathBuf },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    pub name: String,
+    /// A model of the manifest.
+    pub model: String,
+    pub source: SourceSettings,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth: usize,
+    /// Settings of the audio_events family (YAMNet).
+    #[serde(default)]
+    pub audio_events: Option<AudioEventsSettings>,
+}
+
+fn default_queue_depth() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceSettings {
+    /// Any GStreamer source as a `gst-launch-1.0` fragment.
+    Gstreamer {
+        pipeline: String,
+        #[serde(default = "default_true")]
+        sync: bool,
+        #[serde(default = "default_stall_ms")]
+        stall_timeout_ms: u64,
+    },
+    /// Generated audio with planted events (demo and tests).
+    Synth(SynthConfig),
+    /// A V4L2 camera through the kernel API.
+    V4l2(crate::capture::v4l2::V4l2Config),
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_stall_ms() -> u64 {
+    5_000
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ProfileError::Io {
+            detail: err.to_string(),
+            path: path.into(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks a profile's text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ProfileError> {
+        let invalid = |detail: String| ProfileError::Invalid {
+            detail,
+            path: path.into(),
+        };
+        let mut profile: Profile = toml::from_str(text)
+            .map_err(|err| invalid(err.to_string().trim().replace('\n', " ")))?;
+        profile.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if profile.streams.is_empty() {
+            return Err(invalid("no [[stream]]".into()));
+        }
+        if profile.alerts.sinks.is_empty() {
+            return Err(invalid(
+                "alerts.sinks is empty: alerts would go nowhere".into(),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for stream in &profile.streams {
+            if !names.insert(stream.name.as_str()) {
+                return Err(invalid(format!("stream {} appears twice", stream.name)));
+            }
+            crate::decide::name("stream name", &stream.name)
+                .map_err(|err| invalid(err.to_string()))?;
+        }
+        let mut sink_names = std::collections::BTreeSet::new();
+        for sink in &profile.alerts.sinks {
+            let SinkSettings::Jsonl { name, .. } = sink;
+            if !sink_names.insert(name.as_str()) {
+                return Err(invalid(format!("sink {name} appears twice")));
+            }
+        }
+        if let Some(metrics) = &profile.metrics
+            && !metrics.expose
+            && !metrics.listen.ip().is_loopback()
+        {
+            return Err(invalid(format!(
+                "metrics.listen {} is not a loopback address; set metrics.expose = true to serve it on the network",
+                metrics.listen
+            )));
+        }
+        Ok(profile)
+    }
+
+    /// A path from the profile, relative to the profile's folder unless absolute.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.into()
+        } else {
+            self.dir.join(path)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[box]
+name = "t"
+[alerts]
+journal = "j"
+sinks = [{ kind = "jsonl", name = "out", path = "-" }]
+[[stream]]
+name = "mic"
+model = "yamnet"
+source = { kind = "synth", duration_s = 1.0 }
+"#;
+
+    fn parse(text: &str) -> Result<Profile, ProfileError> {
+        Profile::parse(text, Path::new("/etc/vigil/t.toml"))
+    }
+
+    #[test]
+    fn a_good_profile_parses_and_resolves_paths_from_its_folder() {
+        let profile = parse(GOOD).unwrap();
+        assert_eq!(profile.streams[0].queue_depth, 4);
+        assert_eq!(
+            profile.resolve(&profile.alerts.journal),
+            Path::new("/etc/vigil/j")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse(
+            &GOOD
+                .replace("queue_depth", "x")
+                .replace("model = \"yamnet\"", "model = \"yamnet\"\nqueue_dpeth = 3"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("queue_dpeth") && err.contains("t.toml"),
+            "{err}"
+        );
+        let err = parse(&GOOD.replace("duration_s = 1.0", "duration_s = 1.0, sped = 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sped"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_profiles_are_refused_with_the_reason() {
+        let twice = format!(
+            "{GOOD}\n[[stream]]\nname = \"mic\"\nmodel = \"yamnet\"\nsource = {{ kind = \"synth\", duration_s = 1.0 }}\n"
+        );
+        assert!(
+            parse(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("stream mic appears twice")
+        );
+        let no_sinks = GOOD.replace(r#"[{ kind = "jsonl", name = "out", path = "-" }]"#, "[]");
+        assert!(
+            parse(&no_sinks)
+                .unwrap_err()
+                .to_string()
+                .contains("alerts would go nowhere")
+        );
+        let exposed = format!("{GOOD}\n[metrics]\nlisten = \"0.0.0.0:9464\"\n");
+        assert!(
+            parse(&exposed)
+                .unwrap_err()
+                .to_string()
+                .contains("not a loopback address")
+        );
+        let long_name = GOOD.replace("name = \"mic\"", &format!("name = \"{}\"", "m".repeat(60)));
+        assert!(
+            parse(&long_name)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than")
+        );
+        let bad_kind = GOOD.replace("kind = \"synth\"", "kind = \"webcam\"");
+        assert!(parse(&bad_kind).unwrap_err().to_string().contains("webcam"));
+        assert!(parse("not toml = = =").is_err());
+    }
+
+    #[test]
+    fn shipped_profiles_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Profile::load(&path).unwrap_or_else(|err| panic!("{err}"));
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Builds and runs everything a profile describes: one pipeline per stream, the alert bus with
+//! its journal and sinks, and the metrics endpoint.
+
+use std::path::Path;
+
+use crate::capture::{CaptureError, Source};
+use crate::detector::{DetectorError, Manifest, Plan};
+use crate::metrics::{Metrics, MetricsServer};
+use crate::models::audio_events::{
+    AudioEventsDecide, AudioEventsPrepare, ClassMap, YamnetDetector,
+};
+use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
+use crate::prepare::mel::LogMelConfig;
+use crate::profile::{Profile, SinkSettings, SourceSettings, StreamSettings};
+use crate::sinks::{AlertBus, BusError, JsonLines, Sink, SinkError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Detector(#[from] DetectorError),
+    #[error("stream {stream}: {source}")]
+    Capture {
+        stream: String,
+        source: CaptureError,
+    },
+    #[error("stream {stream}: {detail}")]
+    Stream { stream: String, detail: String },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("metrics endpoint: {0}")]
+    Metrics(String),
+}
+
+/// The families vigil knows, by the manifest's `family` field.
+const AUDIO_EVENTS: &str = "audio_events";
+
+fn manifest_of(profile: &Profile) -> Result<Manifest, DetectorError> {
+    match &profile.device.manifest {
+        Some(path) => Manifest::load(&profile.resolve(path)),
+        None => Manifest::shipped(),
+    }
+}
+
+fn stream_error(stream: &StreamSettings, detail: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Stream {
+        stream: stream.name.clone(),
+        detail: detail.to_string(),
+    }
+}
+
+/// What a family wants from a GStreamer source.
+#[cfg(feature = "gst")]
+fn gst_stream_for(family: &str) -> Option<crate::capture::gst::GstStream> {
+    match family {
+        AUDIO_EVENTS => Some(crate::capture::gst::GstStream::Audio {
+            rate: LogMelConfig::yamnet().sample_rate_hz,
+        }),
+        _ => None,
+    }
+}
+
+fn build_source(stream: &StreamSettings, family: &str) -> Result<Box<dyn Source>, RuntimeError> {
+    let capture = |source| RuntimeError::Capture {
+        stream: stream.name.clone(),
+        source,
+    };
+    match &stream.source {
+        SourceSettings::Synth(config) => Ok(Box::new(
+            crate::capture::synth::SynthSource::new(config.clone()).map_err(capture)?,
+        )),
+        #[cfg(feature = "gst")]
+        SourceSettings::Gstreamer {
+            pipeline,
+            sync,
+            stall_timeout_ms,
+        } => {
+            use crate::capture::gst::{GstConfig, GstSettings, GstSource};
+            let media = gst_stream_for(family).ok_or_else(|| {
+                stream_error(stream, format!("family {family} takes no GStreamer source"))
+            })?;
+            let config = GstConfig {
+                settings: GstSettings {
+                    pipeline: pipeline.clone(),
+                    sync: *sync,
+                    stall_timeout_ms: *stall_timeout_ms,
+                },
+                stream: media,
+            };
+            GstSource::validate(&config).map_err(capture)?;
+            Ok(Box::new(GstSource::new(config)))
+        }
+        #[cfg(not(feature = "gst"))]
+        SourceSettings::Gstreamer { .. } => Err(stream_error(
+            stream,
+            "this build of vigil has no GStreamer (feature gst)",
+        )),
+        #[cfg(feature = "v4l")]
+        SourceSettings::V4l2(config) => {
+            let _ = family;
+            Ok(Box::new(crate::capture::v4l2::V4l2Source::new(
+                config.clone(),
+            )))
+        }
+        #[cfg(not(feature = "v4l"))]
+        SourceSettings::V4l2(_) => Err(stream_error(
+            stream,
+            "this build of vigil has no V4L2 (feature v4l)",
+        )),
+    }
+}
+
+fn build_sinks(profile: &Profile) -> Result<Vec<Box<dyn Sink>>, RuntimeError> {
+    profile
+        .alerts
+        .sinks
+        .iter()
+        .map(|sink| -> Result<Box<dyn Sink>, RuntimeError> {
+            let SinkSettings::Jsonl { name, path } = sink;
+            if path.as_os_str() == "-" {
+                Ok(Box::new(JsonLines::stdout(name)))
+            } else {
+                Ok(Box::new(JsonLines::file(name, &profile.resolve(path))?))
+            }
+        })
+        .collect()
+}
+
+/// Everything one stream needs, built and checked but not yet running.
+struct StreamParts {
+    source: Box<dyn Source>,
+    prepare: AudioEventsPrepare,
+    detect: YamnetDetector,
+    decide: AudioEventsDecide,
+}
+
+fn build_stream(stream: &StreamSettings, manifest: &Manifest) -> Result<StreamParts, RuntimeError> {
+    let spec = manifest.model(&stream.model)?;
+    match spec.family.as_str() {
+        AUDIO_EVENTS => {
+            let plan = Plan::load(manifest, &stream.model)?;
+            let labels = spec.setting_str("labels").ok_or_else(|| {
+                stream_error(stream, format!("model {} names no labels file", spec.name))
+            })?;
+            let classes = ClassMap::load(&manifest.dir.join(labels))
+                .map_err(|err| stream_error(stream, err))?;
+            let settings = stream.audio_events.clone().unwrap_or_default();
+            let stage = |err: StageError| stream_error(stream, err);
+            Ok(StreamParts {
+                source: build_source(stream, &spec.family)?,
+                prepare: AudioEventsPrepare::new(spec, LogMelConfig::yamnet()).map_err(stage)?,
+                detect: YamnetDetector::new(&plan).map_err(stage)?,
+                decide: AudioEventsDecide::new(&stream.name, &spec.name, &settings, &classes)
+                    .map_err(|err| stream_error(stream, err))?,
+            })
+        }
+        other => Err(stream_error(
+            stream,
+            format!("model family {other} is not supported by this build"),
+        )),
+    }
+}
+
+/// Validates a profile without running it: models verified and loaded, sources buildable
+/// (GStreamer pipelines parsed and linked), settings consistent.
+pub fn check(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
+    let manifest = manifest_of(profile)?;
+    let mut report = Vec::new();
+    for stream in &profile.streams {
+        let parts = build_stream(stream, &manifest)?;
+        report.push(format!(
+            "stream {}: {} → model {}",
+            stream.name,
+            parts.source.describe(),
+            stream.model
+        ));
+    }
+    build_sinks(profile)?;
+    Ok(report)
+}
+
+/// A running profile.
+pub struct Runtime {
+    pipelines: Vec<Pipeline>,
+    bus: AlertBus,
+    metrics: Metrics,
+    _server: Option<MetricsServer>,
+}
+
+impl Runtime {
+    pub fn start(profile: &Profile) -> Result<Self, RuntimeError> {
+        let metrics = Metrics::new();
+        let server = match &profile.metrics {
+            Some(settings) => Some(
+                crate::metrics::serve_with(
+                    metrics.clone(),
+                    settings.listen,
+                    crate::metrics::ServeOptions {
+                        allow_non_loopback: settings.expose,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|err| RuntimeError::Metrics(err.to_string()))?,
+            ),
+            None => None,
+        };
+        let manifest = manifest_of(profile)?;
+        // Build every stream before starting any, so a bad profile starts nothing.
+        let parts = profile
+            .streams
+            .iter()
+            .map(|stream| build_stream(stream, &manifest).map(|p| (stream, p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bus = AlertBus::start(
+            &profile.resolve(&profile.alerts.journal),
+            build_sinks(profile)?,
+            profile.alerts.queue,
+            &metrics,
+        )?;
+        let mut pipelines = Vec::new();
+        for (stream, p) in parts {
+            let settings = PipelineSettings {
+                queue_depth: stream.queue_depth,
+                restart: stream.restart,
+            };
+            pipelines.push(Pipeline::spawn(
+                &stream.name,
+                p.source,
+                p.prepare,
+                p.detect,
+                p.decide,
+                bus.sender(),
+                &metrics,
+                settings,
+            )?);
+        }
+        Ok(Self {
+            pipelines,
+            bus,
+            metrics,
+            _server: server,
+        })
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Runs until every source has ended, then drains the alert bus.
+    pub fn wait(self) -> Result<(), RuntimeError> {
+        let mut first_error = None;
+        for pipeline in self.pipelines {
+            if let Err(err) = pipeline.wait() {
+                first_error.get_or_insert(err);
+            }
+        }
+        self.bus.close()?;
+        first_error.map_or(Ok(()), |err| Err(err.into()))
+    }
+}
+
+/// Loads a profile file and runs it to the end.
+pub fn run(path: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let profile = Profile::load(path)?;
+    Runtime::start(&profile)?.wait()?;
+    Ok(())
+}
