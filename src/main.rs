@@ -1,6 +1,8 @@
 //! `vigil`: the edge runtime's command line.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -48,6 +50,11 @@ fn main() -> Result<()> {
         .target(env_logger::Target::Stderr)
         .init();
     let cli = Cli::parse();
+    // Set by SIGINT or SIGTERM: open events are ended and every alert reaches the journal.
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = stop.clone();
+    ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst))
+        .context("cannot install the SIGINT/SIGTERM handler")?;
     match cli.command {
         Command::Check { profile } => {
             let loaded = Profile::load(&profile)?;
@@ -57,7 +64,7 @@ fn main() -> Result<()> {
             println!("{}: ok", profile.display());
         }
         Command::Run { profile } => {
-            vigil::runtime::run(&profile).map_err(|err| anyhow::anyhow!(err))?;
+            vigil::runtime::run(&profile, &stop).map_err(|err| anyhow::anyhow!(err))?;
         }
         Command::Demo => {
             let profile = repo_path("targets/demo.toml");
@@ -76,7 +83,7 @@ fn main() -> Result<()> {
                 return Err(err.into());
             }
             log::info!("demo: 12 s of generated speech-like audio with gunshots at 3 s and 8 s");
-            vigil::runtime::run(&profile).map_err(|err| anyhow::anyhow!(err))?;
+            vigil::runtime::run(&profile, &stop).map_err(|err| anyhow::anyhow!(err))?;
         }
         Command::Info { model } => {
             let manifest = Manifest::shipped().ok();

@@ -63,6 +63,7 @@ fn gst_stream_for(family: &str) -> Option<crate::capture::gst::GstStream> {
     }
 }
 
+#[cfg_attr(not(any(feature = "gst", feature = "v4l")), allow(unused_variables))]
 fn build_source(stream: &StreamSettings, family: &str) -> Result<Box<dyn Source>, RuntimeError> {
     let capture = |source| RuntimeError::Capture {
         stream: stream.name.clone(),
@@ -100,7 +101,12 @@ fn build_source(stream: &StreamSettings, family: &str) -> Result<Box<dyn Source>
         )),
         #[cfg(feature = "v4l")]
         SourceSettings::V4l2(config) => {
-            let _ = family;
+            if family == AUDIO_EVENTS {
+                return Err(stream_error(
+                    stream,
+                    format!("model family {family} needs audio; a V4L2 camera gives video"),
+                ));
+            }
             Ok(Box::new(crate::capture::v4l2::V4l2Source::new(
                 config.clone(),
             )))
@@ -187,7 +193,7 @@ pub struct Runtime {
     pipelines: Vec<Pipeline>,
     bus: AlertBus,
     metrics: Metrics,
-    _server: Option<MetricsServer>,
+    server: Option<MetricsServer>,
 }
 
 impl Runtime {
@@ -241,12 +247,35 @@ impl Runtime {
             pipelines,
             bus,
             metrics,
-            _server: server,
+            server,
         })
     }
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Where the Prometheus endpoint listens, when the profile asked for one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// Runs until every source has ended or `stop` is set; then ends open events, drains the
+    /// alert bus and returns.
+    pub fn run_until(self, stop: &std::sync::atomic::AtomicBool) -> Result<(), RuntimeError> {
+        use std::sync::atomic::Ordering;
+        while !self.pipelines.iter().all(Pipeline::is_finished) {
+            if stop.load(Ordering::SeqCst) {
+                log::info!("stopping: ending open events and draining the alert bus");
+                for pipeline in self.pipelines {
+                    pipeline.stop();
+                }
+                self.bus.close()?;
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.wait()
     }
 
     /// Runs until every source has ended, then drains the alert bus.
@@ -262,9 +291,12 @@ impl Runtime {
     }
 }
 
-/// Loads a profile file and runs it to the end.
-pub fn run(path: &Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Loads a profile file and runs it until its sources end or `stop` is set.
+pub fn run(
+    path: &Path,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let profile = Profile::load(path)?;
-    Runtime::start(&profile)?.wait()?;
+    Runtime::start(&profile)?.run_until(stop)?;
     Ok(())
 }

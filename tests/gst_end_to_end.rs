@@ -37,6 +37,8 @@ fn gunshots_in_a_wav_file_raise_gunshot_alerts() {
         r#"
 [box]
 name = "test"
+[metrics]
+listen = "127.0.0.1:0"
 [alerts]
 journal = "journal"
 sinks = [{{ kind = "jsonl", name = "file", path = "{}" }}]
@@ -59,6 +61,12 @@ events = [
     let profile = Profile::parse(&profile_text, &dir.path().join("test.toml")).unwrap();
     let runtime = Runtime::start(&profile).unwrap();
     let metrics = runtime.metrics().clone();
+    let scraped = scrape(runtime.metrics_addr().expect("metrics endpoint"));
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(
+        scraped.contains("# TYPE vigil_frames_in_total counter"),
+        "{scraped}"
+    );
     runtime.wait().unwrap();
 
     let alerts = common::read_alerts(&alerts_file);
@@ -104,4 +112,15 @@ events = [
         text.contains("vigil_frames_in_total{stream=\"mic0\"}"),
         "{text}"
     );
+}
+
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }

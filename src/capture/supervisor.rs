@@ -99,6 +99,11 @@ impl Supervised {
         self.shutdown();
     }
 
+    /// True once the source's thread has returned.
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// Waits for the source to end by itself (end of a file, or failing for good).
     pub fn join(mut self) {
         if let Some(thread) = self.thread.take()

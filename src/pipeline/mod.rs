@@ -275,6 +275,12 @@ impl Pipeline {
         })
     }
 
+    /// True once the source ended and every stage drained.
+    pub fn is_finished(&self) -> bool {
+        self.source.as_ref().is_none_or(Supervised::is_finished)
+            && self.threads.iter().all(JoinHandle::is_finished)
+    }
+
     /// Waits until the source ends and every stage has drained what it holds.
     pub fn wait(mut self) -> Result<(), PipelineError> {
         if let Some(source) = self.source.take() {

@@ -290,6 +290,7 @@ impl V4l2Config {
 pub struct V4l2Source {
     config: V4l2Config,
     /// Counts delivered frames across restarts.
+    #[cfg_attr(not(feature = "v4l"), allow(dead_code))]
     next_seq: u64,
     interrupted: Arc<AtomicBool>,
     #[cfg(feature = "v4l")]
