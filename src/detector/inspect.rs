@@ -102,16 +102,12 @@ fn classify(model: &TypedModel, node: &TypedNode) -> (Arithmetic, String) {
         format!("{types}; {info}")
     };
     let lower = op.to_lowercase();
-    let heavy = ["matmul", "mmm", "conv", "einsum", "gemm", "lir"]
-        .iter()
-        .any(|k| lower.contains(k));
-    let integer_kernel =
-        info.contains("i32") || info.contains("i8") || input_types.iter().any(|d| is_8bit(*d));
-    let arithmetic = if heavy && integer_kernel {
-        Arithmetic::Int8Kernel
-    } else if heavy {
-        Arithmetic::FloatKernel
-    } else if [
+    // Packing reorders an operand for a kernel and reshaping moves no data: neither is
+    // arithmetic, whatever the element type.
+    const LAYOUT: &[&str] = &[
+        "pack",
+        "intoshape",
+        "im2col",
         "reshape",
         "axisop",
         "slice",
@@ -121,10 +117,17 @@ fn classify(model: &TypedModel, node: &TypedNode) -> (Arithmetic, String) {
         "move",
         "squeeze",
         "transpose",
-    ]
-    .iter()
-    .any(|k| lower.contains(k))
-    {
+    ];
+    const KERNELS: &[&str] = &["matmul", "mmm", "conv", "einsum", "gemm"];
+    let layout = LAYOUT.iter().any(|k| lower.contains(k));
+    let heavy = !layout && KERNELS.iter().any(|k| lower.contains(k));
+    let integer_kernel =
+        info.contains("i32") || info.contains("i8") || input_types.iter().any(|d| is_8bit(*d));
+    let arithmetic = if heavy && integer_kernel {
+        Arithmetic::Int8Kernel
+    } else if heavy {
+        Arithmetic::FloatKernel
+    } else if layout {
         Arithmetic::Layout
     } else if input_types
         .iter()
@@ -214,6 +217,25 @@ impl ModelReport {
                 .join(" ");
             let _ = writeln!(out, "  {arithmetic:?}: {list}");
         }
+        let int8 = self
+            .ops
+            .iter()
+            .filter(|o| o.arithmetic == Arithmetic::Int8Kernel)
+            .count();
+        let float = self
+            .ops
+            .iter()
+            .filter(|o| o.arithmetic == Arithmetic::FloatKernel)
+            .count();
+        let _ = writeln!(
+            out,
+            "matrix/convolution kernels: {int8} on int8, {float} in float{}",
+            if int8 == 0 && float > 0 {
+                " (a QDQ graph runs in float in tract: see models/README.md)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(out, "kernels:");
         for op in self.ops.iter().filter(|o| {
             matches!(

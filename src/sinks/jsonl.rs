@@ -27,6 +27,12 @@ impl JsonLines {
     }
 
     pub fn file(name: &str, path: &Path) -> Result<Self, SinkError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|err| SinkError {
+                sink: name.into(),
+                detail: format!("cannot create the folder: {err}: {}", parent.display()),
+            })?;
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
