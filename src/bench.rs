@@ -190,75 +190,93 @@ pub fn mel(runs: usize) -> Result<Vec<Comparison>, BenchError> {
     ])
 }
 
-struct PassThrough;
+/// Stamps each message with the moment the prepare stage handed it on.
+struct Handoff;
 
-impl Prepare for PassThrough {
-    type Output = u64;
+impl Prepare for Handoff {
+    type Output = Instant;
     fn prepare(
         &mut self,
         sample: &Sample,
-        emit: &mut dyn FnMut(Stamp, u64),
+        emit: &mut dyn FnMut(Stamp, Instant),
     ) -> Result<(), StageError> {
-        emit(*sample.stamp(), sample.stamp().seq);
+        emit(*sample.stamp(), Instant::now());
         Ok(())
     }
 }
 
-impl Detect for PassThrough {
-    type Input = u64;
-    type Output = u64;
-    fn detect(&mut self, input: u64) -> Result<u64, StageError> {
+impl Detect for Handoff {
+    type Input = Instant;
+    type Output = Instant;
+    fn detect(&mut self, input: Instant) -> Result<Instant, StageError> {
         Ok(input)
     }
 }
 
-struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
+/// Records how long each message took from prepare to decide.
+struct Latencies(std::sync::Arc<std::sync::Mutex<Vec<Duration>>>);
 
-impl Decide for Count {
-    type Input = u64;
-    fn decide(&mut self, _: Stamp, _: u64, _: &mut dyn FnMut(Alert)) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+impl Decide for Latencies {
+    type Input = Instant;
+    fn decide(&mut self, _: Stamp, handed_on: Instant, _: &mut dyn FnMut(Alert)) {
+        let elapsed = handed_on.elapsed();
+        if let Ok(mut all) = self.0.lock() {
+            all.push(elapsed);
+        }
     }
     fn finish(&mut self, _: &mut dyn FnMut(Alert)) {}
 }
 
-/// Time per message through source, prepare, detect and decide threads with no work in them.
-/// Returns (milliseconds per message, messages that reached decide, messages sent).
-pub fn pipeline_overhead(messages: usize) -> Result<(f64, u64, u64), BenchError> {
+/// What the pipeline itself costs per message.
+#[derive(Debug, Clone, Copy)]
+pub struct Overhead {
+    /// Median and 99th percentile time from the prepare stage handing a message on to the
+    /// decide stage receiving it: two queue hops and two thread wake-ups.
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    pub delivered: usize,
+    pub sent: usize,
+}
+
+/// Runs stages that do nothing at a microphone's pace (1 ms blocks, 1000 messages a second)
+/// for `seconds`, and measures the hand-off time through the stage threads.
+pub fn pipeline_overhead(seconds: f32) -> Result<Overhead, BenchError> {
     let block_ms = 1;
     let source = SynthSource::new(SynthConfig {
         rate: 16_000,
-        duration_s: messages as f32 * block_ms as f32 / 1000.0,
+        duration_s: seconds,
         events: vec![],
-        realtime: false,
+        realtime: true,
         block_ms,
         seed: 0,
     })
     .map_err(setup)?;
+    let sent = (seconds * 1000.0 / block_ms as f32).round() as usize;
     let metrics = Metrics::new();
     let (alerts, _rx) = crossbeam_channel::bounded(1);
-    let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let start = Instant::now();
+    let latencies = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(sent)));
     let pipeline = Pipeline::spawn(
         "bench",
         source,
-        PassThrough,
-        PassThrough,
-        Count(decided.clone()),
+        Handoff,
+        Handoff,
+        Latencies(latencies.clone()),
         alerts,
         &metrics,
-        PipelineSettings {
-            queue_depth: 64,
-            ..PipelineSettings::default()
-        },
+        PipelineSettings::default(),
     )
     .map_err(setup)?;
     pipeline.wait().map_err(setup)?;
-    let elapsed = start.elapsed();
-    let reached = decided.load(std::sync::atomic::Ordering::Relaxed);
-    Ok((
-        elapsed.as_secs_f64() * 1e3 / messages as f64,
-        reached,
-        messages as u64,
-    ))
+    let mut all = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    all.sort();
+    let at = |q: f64| {
+        all.get(((all.len() as f64 - 1.0) * q) as usize)
+            .map(|d| d.as_secs_f64() * 1e3)
+    };
+    Ok(Overhead {
+        median_ms: at(0.5).unwrap_or(f64::NAN),
+        p99_ms: at(0.99).unwrap_or(f64::NAN),
+        delivered: all.len(),
+        sent,
+    })
 }

@@ -117,13 +117,15 @@ fn bench(runs: usize) -> Result<()> {
     for comparison in vigil::bench::mel(runs.clamp(5, 50))? {
         print(&comparison);
     }
-    let messages = 20_000;
-    let (per_message_ms, reached, sent) = vigil::bench::pipeline_overhead(messages)?;
+    let overhead = vigil::bench::pipeline_overhead(3.0)?;
     println!(
-        "pipeline overhead: {:.4} ms per message through 4 threads ({reached} of {sent} reached decide, \
-         the rest dropped oldest-first), {:.2} % of one YAMNet inference",
-        per_message_ms,
-        100.0 * per_message_ms / yamnet.ours_ms
+        "pipeline hand-off prepare → detect → decide at 1000 messages/s: median {:.3} ms, p99 {:.3} ms \
+         ({} of {} delivered), median {:.1} % of one YAMNet inference",
+        overhead.median_ms,
+        overhead.p99_ms,
+        overhead.delivered,
+        overhead.sent,
+        100.0 * overhead.median_ms / yamnet.ours_ms
     );
     println!("ratio = vigil / peer: below 1 means vigil is faster");
     Ok(())
