@@ -5,28 +5,12 @@
 //! absent (a third-party model fetched by `scripts/fetch-models.sh`) only warns; the runtime
 //! refuses to load it until it is fetched.
 
-use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+#[path = "src/detector/digest.rs"]
+mod digest;
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut block = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut block)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&block[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
+use digest::sha256_file;
 
 fn fail(message: String) -> ! {
     eprintln!("error: {message}");

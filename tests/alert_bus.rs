@@ -1,10 +1,13 @@
 //! The alert bus never loses an alert: a sink that is down gets, after a restart, every alert
 //! it missed, in order, once; a sink that was up is not sent them again.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use vigil::alert::{Alert, Name, Phase};
+use common::alert;
+use vigil::alert::Alert;
 use vigil::metrics::Metrics;
 use vigil::sinks::{AlertBus, Sink, SinkError};
 
@@ -29,25 +32,6 @@ impl Sink for Recorder {
         }
         self.got.lock().unwrap().push(alert.id);
         Ok(())
-    }
-}
-
-fn alert(n: u64) -> Alert {
-    Alert {
-        id: 0,
-        event: n,
-        phase: Phase::New,
-        stream: Name::try_from("cam").unwrap(),
-        model: Name::try_from("m").unwrap(),
-        label: Name::try_from("gunshot").unwrap(),
-        score: 0.9,
-        peak: 0.9,
-        threshold: 0.4,
-        start_pts_ns: n,
-        pts_ns: n,
-        captured_at_ns: 0,
-        decided_at_ns: 0,
-        regions: heapless::Vec::new(),
     }
 }
 

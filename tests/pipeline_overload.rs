@@ -1,10 +1,12 @@
 //! Under overload a pipeline drops the oldest data, counts every drop, keeps what it processes
 //! fresh, and still delivers every alert.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use vigil::alert::{Alert, Name, Phase};
+use vigil::alert::Alert;
 use vigil::capture::synth::{SynthConfig, SynthSource};
 use vigil::capture::{Sample, Stamp};
 use vigil::metrics::Metrics;
@@ -46,22 +48,7 @@ impl Decide for Record {
             .duration_since(stamp.captured_at)
             .unwrap_or_default();
         self.0.lock().unwrap().push((seq, age));
-        emit(Alert {
-            id: 0,
-            event: seq,
-            phase: Phase::New,
-            stream: Name::try_from("s").unwrap(),
-            model: Name::try_from("m").unwrap(),
-            label: Name::try_from("l").unwrap(),
-            score: 1.0,
-            peak: 1.0,
-            threshold: 0.5,
-            start_pts_ns: 0,
-            pts_ns: 0,
-            captured_at_ns: 0,
-            decided_at_ns: 0,
-            regions: heapless::Vec::new(),
-        });
+        emit(common::alert(seq));
     }
     fn finish(&mut self, _: &mut dyn FnMut(Alert)) {}
 }

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::DetectorError;
 
@@ -171,30 +170,12 @@ impl ModelSpec {
     }
 }
 
-/// Hex sha256 of a file, read in blocks so that large models do not sit in memory twice.
+/// Hex sha256 of a file; the error names the file.
 pub fn sha256_file(path: &Path) -> Result<String, DetectorError> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|err| DetectorError::Io {
+    super::digest::sha256_file(path).map_err(|err| DetectorError::Io {
         detail: err.to_string(),
         path: path.to_path_buf(),
-    })?;
-    let mut hasher = Sha256::new();
-    let mut block = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut block).map_err(|err| DetectorError::Io {
-            detail: err.to_string(),
-            path: path.to_path_buf(),
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&block[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    })
 }
 
 /// Verifies every file of a model against the manifest before anything parses it.

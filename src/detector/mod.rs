@@ -1,6 +1,7 @@
 //! Detector: models on tract. A [`Plan`] is loaded, verified and optimized once, then shared
 //! read-only; each thread that runs it owns a [`Session`] with its own scratch state.
 
+mod digest;
 mod engine;
 pub mod inspect;
 pub mod manifest;

@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use vigil::alert::{Alert, Name, Phase};
+
 /// Writes mono 16-bit PCM WAV, the simplest file every GStreamer install can parse.
 pub fn write_wav(path: &Path, rate: u32, samples: &[f32]) {
     let data_len = (samples.len() * 2) as u32;
@@ -33,4 +35,24 @@ pub fn read_alerts(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// A minimal alert of event `event`, for tests of the plumbing rather than of a model.
+pub fn alert(event: u64) -> Alert {
+    Alert {
+        id: 0,
+        event,
+        phase: Phase::New,
+        stream: Name::try_from("cam").unwrap(),
+        model: Name::try_from("m").unwrap(),
+        label: Name::try_from("gunshot").unwrap(),
+        score: 0.9,
+        peak: 0.9,
+        threshold: 0.4,
+        start_pts_ns: event,
+        pts_ns: event,
+        captured_at_ns: 0,
+        decided_at_ns: 0,
+        regions: heapless::Vec::new(),
+    }
 }
