@@ -143,11 +143,27 @@ struct StreamParts {
     decide: AudioEventsDecide,
 }
 
-fn build_stream(stream: &StreamSettings, manifest: &Manifest) -> Result<StreamParts, RuntimeError> {
+/// Plans loaded so far, by model name: streams that share a model share one optimized plan.
+type Plans = std::collections::BTreeMap<String, Plan>;
+
+fn plan_for(plans: &mut Plans, manifest: &Manifest, model: &str) -> Result<Plan, RuntimeError> {
+    if let Some(plan) = plans.get(model) {
+        return Ok(plan.clone());
+    }
+    let plan = Plan::load(manifest, model)?;
+    plans.insert(model.to_string(), plan.clone());
+    Ok(plan)
+}
+
+fn build_stream(
+    stream: &StreamSettings,
+    manifest: &Manifest,
+    plans: &mut Plans,
+) -> Result<StreamParts, RuntimeError> {
     let spec = manifest.model(&stream.model)?;
     match spec.family.as_str() {
         AUDIO_EVENTS => {
-            let plan = Plan::load(manifest, &stream.model)?;
+            let plan = plan_for(plans, manifest, &stream.model)?;
             let labels = spec.setting_str("labels").ok_or_else(|| {
                 stream_error(stream, format!("model {} names no labels file", spec.name))
             })?;
@@ -175,8 +191,9 @@ fn build_stream(stream: &StreamSettings, manifest: &Manifest) -> Result<StreamPa
 pub fn check(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
     let manifest = manifest_of(profile)?;
     let mut report = Vec::new();
+    let mut plans = Plans::new();
     for stream in &profile.streams {
-        let parts = build_stream(stream, &manifest)?;
+        let parts = build_stream(stream, &manifest, &mut plans)?;
         report.push(format!(
             "stream {}: {} → model {}",
             stream.name,
@@ -215,10 +232,11 @@ impl Runtime {
         };
         let manifest = manifest_of(profile)?;
         // Build every stream before starting any, so a bad profile starts nothing.
+        let mut plans = Plans::new();
         let parts = profile
             .streams
             .iter()
-            .map(|stream| build_stream(stream, &manifest).map(|p| (stream, p)))
+            .map(|stream| build_stream(stream, &manifest, &mut plans).map(|p| (stream, p)))
             .collect::<Result<Vec<_>, _>>()?;
         let bus = AlertBus::start(
             &profile.resolve(&profile.alerts.journal),

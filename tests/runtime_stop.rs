@@ -61,3 +61,37 @@ events = [{{ label = "gunshot", classes = ["Gunshot, gunfire", "Explosion", "Bur
         "the open event is ended on stop: {alerts:#?}"
     );
 }
+
+#[test]
+fn two_streams_run_side_by_side_on_one_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let alerts_file = dir.path().join("alerts.jsonl");
+    let stream = |name: &str, at: f32| {
+        format!(
+            r#"
+[[stream]]
+name = "{name}"
+model = "yamnet"
+# Faster than real time: queues deep enough that nothing is dropped.
+queue_depth = 1000
+source = {{ kind = "synth", duration_s = 4.0, realtime = false, seed = 3, events = [{{ at_s = {at}, kind = "gunshot" }}] }}
+[stream.audio_events]
+events = [{{ label = "gunshot", classes = ["Gunshot, gunfire", "Explosion", "Burst, pop"], on = 0.25, off = 0.1 }}]
+"#
+        )
+    };
+    let text = format!(
+        "[box]\nname = \"t\"\n[alerts]\njournal = \"journal\"\nsinks = [{{ kind = \"jsonl\", name = \"file\", path = \"{}\" }}]\n{}{}",
+        alerts_file.display(),
+        stream("left", 1.0),
+        stream("right", 2.0)
+    );
+    let profile = Profile::parse(&text, &dir.path().join("t.toml")).unwrap();
+    Runtime::start(&profile).unwrap().wait().unwrap();
+    let alerts = common::read_alerts(&alerts_file);
+    for name in ["left", "right"] {
+        let mine: Vec<_> = alerts.iter().filter(|a| a["stream"] == name).collect();
+        assert!(mine.iter().any(|a| a["phase"] == "new"), "{name}: {alerts:#?}");
+        assert!(mine.iter().any(|a| a["phase"] == "end"), "{name}: {alerts:#?}");
+    }
+}
