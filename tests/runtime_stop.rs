@@ -91,7 +91,13 @@ events = [{{ label = "gunshot", classes = ["Gunshot, gunfire", "Explosion", "Bur
     let alerts = common::read_alerts(&alerts_file);
     for name in ["left", "right"] {
         let mine: Vec<_> = alerts.iter().filter(|a| a["stream"] == name).collect();
-        assert!(mine.iter().any(|a| a["phase"] == "new"), "{name}: {alerts:#?}");
-        assert!(mine.iter().any(|a| a["phase"] == "end"), "{name}: {alerts:#?}");
+        assert!(
+            mine.iter().any(|a| a["phase"] == "new"),
+            "{name}: {alerts:#?}"
+        );
+        assert!(
+            mine.iter().any(|a| a["phase"] == "end"),
+            "{name}: {alerts:#?}"
+        );
     }
 }
