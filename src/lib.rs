@@ -9,6 +9,7 @@ pub mod bench;
 pub mod capture;
 pub mod decide;
 pub mod detector;
+pub mod eval;
 pub mod io;
 pub mod metrics;
 pub mod models;

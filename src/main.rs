@@ -32,6 +32,12 @@ enum Command {
     /// Describe a model (manifest name or .onnx path): tensors, and which operators run on
     /// int8 kernels after tract's optimization.
     Info { model: String },
+    /// Evaluate a score file (CSV with a header holding `score` and `label` columns): ROC AUC,
+    /// average precision, PR AUC (trapezoid, as the XD-Violence code reports "AP"), F1-max.
+    Eval {
+        #[arg(long)]
+        scores: PathBuf,
+    },
     /// Measure vigil against peers in the same run (onnxruntime, numpy/librosa) and print
     /// the ratios.
     Bench {
@@ -93,6 +99,10 @@ fn main() -> Result<()> {
             print!("{}", report.render(spec));
         }
         Command::Bench { runs } => bench(runs)?,
+        Command::Eval { scores } => {
+            let (values, labels) = vigil::eval::read_scores_csv(&scores)?;
+            print!("{}", vigil::eval::evaluate(&values, &labels)?.render());
+        }
     }
     Ok(())
 }
