@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::capture::GstSettings;
 use crate::capture::supervisor::RestartPolicy;
 use crate::capture::synth::SynthConfig;
 use crate::models::audio_events::AudioEventsSettings;
@@ -98,25 +99,11 @@ fn default_queue_depth() -> usize {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SourceSettings {
     /// Any GStreamer source as a `gst-launch-1.0` fragment.
-    Gstreamer {
-        pipeline: String,
-        #[serde(default = "default_true")]
-        sync: bool,
-        #[serde(default = "default_stall_ms")]
-        stall_timeout_ms: u64,
-    },
+    Gstreamer(GstSettings),
     /// Generated audio with planted events (demo and tests).
     Synth(SynthConfig),
     /// A V4L2 camera through the kernel API.
     V4l2(crate::capture::v4l2::V4l2Config),
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_stall_ms() -> u64 {
-    5_000
 }
 
 impl Profile {

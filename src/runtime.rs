@@ -74,28 +74,20 @@ fn build_source(stream: &StreamSettings, family: &str) -> Result<Box<dyn Source>
             crate::capture::synth::SynthSource::new(config.clone()).map_err(capture)?,
         )),
         #[cfg(feature = "gst")]
-        SourceSettings::Gstreamer {
-            pipeline,
-            sync,
-            stall_timeout_ms,
-        } => {
-            use crate::capture::gst::{GstConfig, GstSettings, GstSource};
+        SourceSettings::Gstreamer(settings) => {
+            use crate::capture::gst::{GstConfig, GstSource};
             let media = gst_stream_for(family).ok_or_else(|| {
                 stream_error(stream, format!("family {family} takes no GStreamer source"))
             })?;
             let config = GstConfig {
-                settings: GstSettings {
-                    pipeline: pipeline.clone(),
-                    sync: *sync,
-                    stall_timeout_ms: *stall_timeout_ms,
-                },
+                settings: settings.clone(),
                 stream: media,
             };
             GstSource::validate(&config).map_err(capture)?;
             Ok(Box::new(GstSource::new(config)))
         }
         #[cfg(not(feature = "gst"))]
-        SourceSettings::Gstreamer { .. } => Err(stream_error(
+        SourceSettings::Gstreamer(_) => Err(stream_error(
             stream,
             "this build of vigil has no GStreamer (feature gst)",
         )),

@@ -6,11 +6,13 @@
 
 #[cfg(feature = "gst")]
 pub mod gst;
+pub mod gst_settings;
 pub mod sample;
 pub mod supervisor;
 pub mod synth;
 pub mod v4l2;
 
+pub use gst_settings::GstSettings;
 pub use sample::{AudioBlock, Sample, Stamp, VideoFrame};
 
 /// Why a source could not start or stopped delivering.

@@ -9,9 +9,8 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
-use serde::Deserialize;
 
-use crate::capture::{AudioBlock, CaptureError, Sample, Source, Stamp, VideoFrame};
+use crate::capture::{AudioBlock, CaptureError, GstSettings, Sample, Source, Stamp, VideoFrame};
 
 /// Name of the appsink vigil appends to the user's pipeline fragment.
 const SINK_NAME: &str = "vigil_sink";
@@ -25,29 +24,6 @@ pub enum GstStream {
     Video { width: u32, height: u32 },
     /// Mono f32 audio at this rate.
     Audio { rate: u32 },
-}
-
-/// A GStreamer source as a profile declares it; the model decides the [`GstStream`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GstSettings {
-    /// A `gst-launch-1.0` fragment that produces raw or decodable media, e.g.
-    /// `videotestsrc is-live=true` or `filesrc location=a.wav ! decodebin`.
-    pub pipeline: String,
-    /// Play at the pipeline clock's pace (what a camera does). Off: as fast as possible.
-    #[serde(default = "default_true")]
-    pub sync: bool,
-    /// A running source that delivers nothing for this long is treated as failed.
-    #[serde(default = "default_stall_ms")]
-    pub stall_timeout_ms: u64,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-fn default_stall_ms() -> u64 {
-    5_000
 }
 
 /// Everything a [`GstSource`] needs: the profile's settings and what the model wants.

@@ -8,7 +8,8 @@
 
 mod appsink;
 
-pub use appsink::{GstConfig, GstSettings, GstSource, GstStream, OnStart};
+pub use super::GstSettings;
+pub use appsink::{GstConfig, GstSource, GstStream, OnStart};
 
 use super::CaptureError;
 
