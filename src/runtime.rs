@@ -167,8 +167,13 @@ fn build_stream(
                 source: build_source(stream, &spec.family)?,
                 prepare: AudioEventsPrepare::new(spec, LogMelConfig::yamnet()).map_err(stage)?,
                 detect: YamnetDetector::new(&plan).map_err(stage)?,
-                decide: AudioEventsDecide::new(&stream.name, &spec.name, &settings, &classes)
-                    .map_err(|err| stream_error(stream, err))?,
+                decide: AudioEventsDecide::new(
+                    &stream.name,
+                    &spec.name,
+                    &settings.events_or_defaults(spec.threshold),
+                    &classes,
+                )
+                .map_err(|err| stream_error(stream, err))?,
             })
         }
         other => Err(stream_error(

@@ -39,34 +39,37 @@ impl EventClass {
 }
 
 /// What a surveillance box listens for; profiles may replace the list.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioEventsSettings {
-    #[serde(default = "default_events")]
-    pub events: Vec<EventClass>,
+    /// Absent: every default label, opening at the model's manifest threshold.
+    #[serde(default)]
+    pub events: Option<Vec<EventClass>>,
 }
 
-impl Default for AudioEventsSettings {
-    fn default() -> Self {
-        Self {
-            events: default_events(),
-        }
+impl AudioEventsSettings {
+    /// The events to watch: the profile's list, or the defaults at `threshold` (the model's
+    /// manifest threshold), ending below half of it.
+    pub fn events_or_defaults(&self, threshold: f32) -> Vec<EventClass> {
+        self.events
+            .clone()
+            .unwrap_or_else(|| default_events(threshold))
     }
 }
 
-fn event(label: &str, classes: &[&str]) -> EventClass {
+fn event(label: &str, classes: &[&str], threshold: f32) -> EventClass {
     EventClass {
         label: label.into(),
         classes: classes.iter().map(|c| c.to_string()).collect(),
-        on: 0.4,
-        off: 0.2,
+        on: threshold,
+        off: threshold / 2.0,
         open_after: None,
         close_after: None,
         update_interval_ms: None,
     }
 }
 
-fn default_events() -> Vec<EventClass> {
+fn default_events(threshold: f32) -> Vec<EventClass> {
     vec![
         event(
             "gunshot",
@@ -77,14 +80,20 @@ fn default_events() -> Vec<EventClass> {
                 "Artillery fire",
                 "Cap gun",
             ],
+            threshold,
         ),
         event(
             "explosion",
             &["Explosion", "Burst, pop", "Eruption", "Boom"],
+            threshold,
         ),
-        event("screaming", &["Screaming"]),
-        event("shout", &["Shout", "Yell", "Children shouting"]),
-        event("glass_breaking", &["Glass", "Shatter", "Chink, clink"]),
+        event("screaming", &["Screaming"], threshold),
+        event("shout", &["Shout", "Yell", "Children shouting"], threshold),
+        event(
+            "glass_breaking",
+            &["Glass", "Shatter", "Chink, clink"],
+            threshold,
+        ),
     ]
 }
 
@@ -116,11 +125,11 @@ impl AudioEventsDecide {
     pub fn new(
         stream: &str,
         model: &str,
-        settings: &AudioEventsSettings,
+        events: &[EventClass],
         classes: &ClassMap,
     ) -> Result<Self, SettingsError> {
         let mut groups = Vec::new();
-        for event in &settings.events {
+        for event in events {
             let bad = |detail: String| SettingsError::Event {
                 label: event.label.clone(),
                 detail,
@@ -194,5 +203,28 @@ impl Decide for AudioEventsDecide {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_events_open_at_the_manifest_threshold() {
+        let events = AudioEventsSettings::default().events_or_defaults(0.6);
+        assert!(events.iter().any(|e| e.label == "gunshot"));
+        assert!(
+            events.iter().all(|e| e.on == 0.6 && e.off == 0.3),
+            "{events:?}"
+        );
+        let chosen = AudioEventsSettings {
+            events: Some(vec![event("x", &["Speech"], 0.9)]),
+        };
+        assert_eq!(
+            chosen.events_or_defaults(0.6)[0].on,
+            0.9,
+            "a profile's list wins"
+        );
     }
 }
