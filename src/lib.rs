@@ -18,6 +18,8 @@ pub mod prepare;
 pub mod profile;
 pub mod runtime;
 pub mod sinks;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub use alert::{Alert, Phase};
 pub use detector::{Manifest, Plan};

@@ -1,0 +1,114 @@
+//! Parity between a burn module and the tract plan of its exported ONNX graph.
+//!
+//! The exporter is only as good as this check: every export in the trainer and in the tests
+//! runs the burn module and tract's optimized plan on the same input and compares.
+
+use burn::prelude::*;
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoTValue, Tensor as TractTensor, tvec};
+use tract_onnx::tract_core::prelude::IntoRunnable;
+
+use super::onnx::{ModelProto, tensor_values};
+
+/// Why the parity check could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ParityError {
+    #[error("tract cannot run the exported graph: {0}")]
+    Tract(String),
+    #[error("cannot read the burn output: {0}")]
+    Burn(String),
+    #[error("burn gives shape {burn:?}, tract {tract:?}")]
+    Shape { burn: Vec<usize>, tract: Vec<usize> },
+    #[error(
+        "burn and tract differ by {max_abs_diff:.3e} at element {index} (tolerance {tolerance:.0e})"
+    )]
+    Mismatch {
+        max_abs_diff: f32,
+        index: usize,
+        tolerance: f32,
+    },
+}
+
+/// The largest difference found, with the output's magnitude for scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parity {
+    pub max_abs_diff: f32,
+    pub max_abs_value: f32,
+}
+
+/// Runs an ONNX model with one f32 input through tract (optimized, fixed shapes, as the
+/// runtime does) and returns its first output with its shape.
+pub fn run_tract(
+    model: &ModelProto,
+    input_shape: &[usize],
+    input: &[f32],
+) -> Result<(Vec<usize>, Vec<f32>), ParityError> {
+    let tract = |err: tract_onnx::prelude::TractError| ParityError::Tract(format!("{err:?}"));
+    let plan = tract_onnx::onnx()
+        .model_for_proto_model(model)
+        .map_err(tract)?
+        .into_optimized()
+        .map_err(tract)?
+        .into_runnable()
+        .map_err(tract)?;
+    let input = TractTensor::from_shape(input_shape, input).map_err(tract)?;
+    let outputs = plan.run(tvec!(input.into_tvalue())).map_err(tract)?;
+    let first = outputs
+        .first()
+        .ok_or_else(|| ParityError::Tract("the graph has no output".into()))?;
+    let view = first.to_plain_array_view::<f32>().map_err(tract)?;
+    Ok((view.shape().to_vec(), view.iter().copied().collect()))
+}
+
+/// Compares a burn output with tract's output of the exported graph on the same input.
+pub fn compare<const D: usize>(
+    burn_output: Tensor<D>,
+    model: &ModelProto,
+    input: Tensor<4>,
+    tolerance: f32,
+) -> Result<Parity, ParityError> {
+    let input_shape = input.dims().to_vec();
+    let input_values =
+        tensor_values(input, "input").map_err(|err| ParityError::Burn(err.to_string()))?;
+    compare_values(burn_output, model, &input_shape, &input_values, tolerance)
+}
+
+/// As [`compare`], for an input of any rank given as shape and values.
+pub fn compare_values<const D: usize>(
+    burn_output: Tensor<D>,
+    model: &ModelProto,
+    input_shape: &[usize],
+    input: &[f32],
+    tolerance: f32,
+) -> Result<Parity, ParityError> {
+    let burn_shape = burn_output.dims().to_vec();
+    let expected =
+        tensor_values(burn_output, "output").map_err(|err| ParityError::Burn(err.to_string()))?;
+    let (tract_shape, actual) = run_tract(model, input_shape, input)?;
+    if tract_shape != burn_shape {
+        return Err(ParityError::Shape {
+            burn: burn_shape,
+            tract: tract_shape,
+        });
+    }
+    let mut worst = (0.0f32, 0usize);
+    let mut max_abs_value = 0.0f32;
+    for (index, (a, b)) in expected.iter().zip(&actual).enumerate() {
+        let diff = (a - b).abs();
+        // NaN on either side must fail, not compare as "not greater".
+        if diff > worst.0 || diff.is_nan() {
+            worst = (if diff.is_nan() { f32::INFINITY } else { diff }, index);
+        }
+        max_abs_value = max_abs_value.max(a.abs());
+    }
+    if worst.0 > tolerance {
+        return Err(ParityError::Mismatch {
+            max_abs_diff: worst.0,
+            index: worst.1,
+            tolerance,
+        });
+    }
+    Ok(Parity {
+        max_abs_diff: worst.0,
+        max_abs_value,
+    })
+}
