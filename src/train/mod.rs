@@ -1,14 +1,40 @@
 //! The training companion behind `vigil-train` (cargo feature `train`).
 //!
 //! The data flow mirrors the runtime's hand-offs, each checked: a family's burn module trains
-//! on a [`backend`] chosen at run time, [`onnx`] writes its inference graph, [`parity`] runs
-//! both on the same input, [`quantize`] rewrites the linear layers into the int8 form tract
-//! runs on int8 kernels, and evaluation goes through the runtime's own tract path and
-//! [`crate::eval`] metrics.
+//! on a [`backend`] chosen at run time into a [`run`] folder, [`onnx`] writes its inference
+//! graph, [`parity`] runs both on the same input, [`quantize`] rewrites the linear layers into
+//! the int8 form tract runs on int8 kernels, and evaluation goes through the runtime's own
+//! tract path and [`crate::eval`] metrics.
 
 pub mod backend;
 pub mod nn;
 pub mod onnx;
 pub mod parity;
+pub mod plot;
 pub mod pytorch;
+pub mod rng;
+pub mod run;
 pub mod toy;
+
+/// Why a training command failed. Each variant carries what names the bad input.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
+    #[error("backend failure: {0}")]
+    Device(String),
+    #[error(transparent)]
+    Data(#[from] toy::data::DataError),
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+    #[error(transparent)]
+    Export(#[from] onnx::ExportError),
+    #[error(transparent)]
+    Parity(#[from] parity::ParityError),
+    #[error("checkpoint {0}")]
+    Checkpoint(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("training diverged in epoch {epoch}: loss is {loss}")]
+    Diverged { epoch: usize, loss: f64 },
+}
