@@ -7,11 +7,13 @@
 //! tract path and [`crate::eval`] metrics.
 
 pub mod backend;
+pub mod manifest;
 pub mod nn;
 pub mod onnx;
 pub mod parity;
 pub mod plot;
 pub mod pytorch;
+pub mod quantize;
 pub mod rng;
 pub mod run;
 pub mod toy;
@@ -31,6 +33,8 @@ pub enum TrainError {
     Export(#[from] onnx::ExportError),
     #[error(transparent)]
     Parity(#[from] parity::ParityError),
+    #[error(transparent)]
+    Quantize(#[from] quantize::QuantizeError),
     #[error("checkpoint {0}")]
     Checkpoint(String),
     #[error("configuration: {0}")]

@@ -35,6 +35,33 @@ pub struct Parity {
     pub max_abs_value: f32,
 }
 
+/// tract's runnable plan of an ONNX model.
+pub type TractPlan = std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>;
+
+fn tract(err: tract_onnx::prelude::TractError) -> ParityError {
+    ParityError::Tract(format!("{err:?}"))
+}
+
+/// Optimizes an ONNX model with its fixed shapes, as the runtime does.
+pub fn plan(model: &ModelProto) -> Result<TractPlan, ParityError> {
+    tract_onnx::onnx()
+        .model_for_proto_model(model)
+        .map_err(tract)?
+        .into_optimized()
+        .map_err(tract)?
+        .into_runnable()
+        .map_err(tract)
+}
+
+/// Runs a plan on one f32 input and returns its first output's values.
+pub fn run_plan(
+    plan: &TractPlan,
+    input_shape: &[usize],
+    input: &[f32],
+) -> Result<Vec<f32>, ParityError> {
+    Ok(run_plan_shaped(plan, input_shape, input)?.1)
+}
+
 /// Runs an ONNX model with one f32 input through tract (optimized, fixed shapes, as the
 /// runtime does) and returns its first output with its shape.
 pub fn run_tract(
@@ -42,14 +69,14 @@ pub fn run_tract(
     input_shape: &[usize],
     input: &[f32],
 ) -> Result<(Vec<usize>, Vec<f32>), ParityError> {
-    let tract = |err: tract_onnx::prelude::TractError| ParityError::Tract(format!("{err:?}"));
-    let plan = tract_onnx::onnx()
-        .model_for_proto_model(model)
-        .map_err(tract)?
-        .into_optimized()
-        .map_err(tract)?
-        .into_runnable()
-        .map_err(tract)?;
+    run_plan_shaped(&plan(model)?, input_shape, input)
+}
+
+fn run_plan_shaped(
+    plan: &TractPlan,
+    input_shape: &[usize],
+    input: &[f32],
+) -> Result<(Vec<usize>, Vec<f32>), ParityError> {
     let input = TractTensor::from_shape(input_shape, input).map_err(tract)?;
     let outputs = plan.run(tvec!(input.into_tvalue())).map_err(tract)?;
     let first = outputs

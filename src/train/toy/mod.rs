@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod model;
+pub mod pipeline;
 pub mod train;
 
 pub use model::{ToyNet, ToyNetConfig};

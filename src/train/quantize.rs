@@ -1,0 +1,403 @@
+//! Post-training int8 quantization into the one ONNX form tract runs on int8 kernels.
+//!
+//! The int8 study (`models/README.md`) measured every form tract 0.23 accepts. Only this one
+//! optimizes to *quantize → int8 matmul → cast → one fused multiply-add*:
+//!
+//! ```text
+//! x ─ QuantizeLinear(s_x, zero point int8 0) ─ MatMulInteger(·, W_q int8 [K, N]) ─ Cast(float)
+//!   ─ Mul(s_x · s_w[N]) ─ (the exporter's Add(bias), unchanged)
+//! ```
+//!
+//! with symmetric per-output-channel weight scales and one per-tensor activation scale from
+//! calibration. Every `MatMul` whose right operand is a constant `[K, N]` weight is rewritten
+//! (linear layers, Q/K/V and output projections, MLPs); matmuls of two activations (the
+//! attention core), convolutions, Softmax, LayerNorm and GELU stay fp32, because the study found
+//! their quantized forms slower or, next to a Softmax, wrong in tract.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use tract_onnx::pb;
+use tract_onnx::prelude::{Framework, InferenceModelExt, IntoTValue, Tensor as TractTensor, tvec};
+use tract_onnx::tract_core::prelude::IntoRunnable;
+
+use super::onnx::ElemType;
+
+/// Why a model could not be quantized.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    #[error("the model has no graph")]
+    NoGraph,
+    #[error("no MatMul with a constant [K, N] weight to quantize")]
+    NothingToQuantize,
+    #[error("the calibration set is empty")]
+    NoCalibration,
+    #[error(
+        "calibration sample {index} has {len} values, the model input {shape:?} needs {expected}"
+    )]
+    CalibrationShape {
+        index: usize,
+        len: usize,
+        shape: Vec<usize>,
+        expected: usize,
+    },
+    #[error("activation {name} is not finite on calibration sample {index}")]
+    NonFinite { name: String, index: usize },
+    #[error("weight {name}: {problem}")]
+    Weight { name: String, problem: String },
+    #[error("tract: {0}")]
+    Tract(String),
+}
+
+/// How one linear layer was quantized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedLayer {
+    pub node: String,
+    pub weight: String,
+    pub k: usize,
+    pub n: usize,
+    /// `max|x| / 127` over the calibration set.
+    pub activation_scale: f32,
+    /// Largest |W − s_w·W_q| over the weight, relative to max|W|.
+    pub weight_error: f32,
+}
+
+/// The int8 model and what was done to it.
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    pub model: pb::ModelProto,
+    pub layers: Vec<QuantizedLayer>,
+}
+
+fn tract_error(err: impl std::fmt::Debug) -> QuantizeError {
+    QuantizeError::Tract(format!("{err:?}").replace('\n', "; "))
+}
+
+/// Quantizes `model` (one f32 input of shape `input_shape`) with activation scales calibrated
+/// on `calibration`.
+pub fn quantize(
+    model: &pb::ModelProto,
+    input_shape: &[usize],
+    calibration: &[Vec<f32>],
+) -> Result<Quantized, QuantizeError> {
+    let graph = model.graph.as_ref().ok_or(QuantizeError::NoGraph)?;
+    let initializers: HashMap<&str, &pb::TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let targets: Vec<&pb::NodeProto> = graph
+        .node
+        .iter()
+        .filter(|node| node.op_type == "MatMul" && node.input.len() == 2)
+        .filter(|node| {
+            initializers
+                .get(node.input[1].as_str())
+                .is_some_and(|w| w.dims.len() == 2 && w.data_type == ElemType::F32 as i32)
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(QuantizeError::NothingToQuantize);
+    }
+    let activations: Vec<String> = targets.iter().map(|n| n.input[0].clone()).collect();
+    let ranges = calibrate(model, input_shape, calibration, &activations)?;
+
+    let mut quantized = model.clone();
+    let mut layers = Vec::new();
+    let Some(out_graph) = quantized.graph.as_mut() else {
+        return Err(QuantizeError::NoGraph);
+    };
+    let mut nodes = Vec::with_capacity(out_graph.node.len() + 3 * targets.len());
+    let mut new_initializers = Vec::new();
+    let mut replaced_weights = HashSet::new();
+    let target_names: HashSet<&str> = targets.iter().map(|n| n.name.as_str()).collect();
+    for node in &graph.node {
+        if !target_names.contains(node.name.as_str()) {
+            nodes.push(node.clone());
+            continue;
+        }
+        let (activation, weight_name) = (&node.input[0], &node.input[1]);
+        let weight = initializers[weight_name.as_str()];
+        let (k, n) = (weight.dims[0] as usize, weight.dims[1] as usize);
+        let values = f32_values(weight)?;
+        let max_abs = ranges.get(activation).copied().unwrap_or(0.0);
+        // An activation that is zero on all calibration data still needs a usable scale.
+        let activation_scale = if max_abs > 0.0 {
+            max_abs / 127.0
+        } else {
+            1.0 / 127.0
+        };
+        let (weight_q, weight_scales, weight_error) = quantize_per_column(&values, k, n);
+        let prefix = &node.name;
+        let names = |suffix: &str| format!("{prefix}.{suffix}");
+        new_initializers.push(scalar_f32(&names("x_scale"), activation_scale));
+        new_initializers.push(tensor_i8(&names("x_zero_point"), &[], &[0]));
+        new_initializers.push(tensor_i8(&weight_name.to_string(), &[k, n], &weight_q));
+        let output_scales: Vec<f32> = weight_scales.iter().map(|s| s * activation_scale).collect();
+        new_initializers.push(tensor_f32(&names("output_scale"), &[n], &output_scales));
+        replaced_weights.insert(weight_name.clone());
+        let quantized_x = names("x_q");
+        let accumulated = names("acc_i32");
+        let accumulated_f = names("acc_f32");
+        nodes.push(simple_node(
+            &names("quantize"),
+            "QuantizeLinear",
+            vec![activation.clone(), names("x_scale"), names("x_zero_point")],
+            &quantized_x,
+            vec![],
+        ));
+        nodes.push(simple_node(
+            &names("matmul_integer"),
+            "MatMulInteger",
+            vec![quantized_x, weight_name.clone()],
+            &accumulated,
+            vec![],
+        ));
+        nodes.push(simple_node(
+            &names("cast"),
+            "Cast",
+            vec![accumulated],
+            &accumulated_f,
+            vec![pb::AttributeProto {
+                name: "to".into(),
+                r#type: pb::attribute_proto::AttributeType::Int as i32,
+                i: ElemType::F32 as i64,
+                ..Default::default()
+            }],
+        ));
+        nodes.push(simple_node(
+            &names("rescale"),
+            "Mul",
+            vec![accumulated_f, names("output_scale")],
+            &node.output[0],
+            vec![],
+        ));
+        layers.push(QuantizedLayer {
+            node: node.name.clone(),
+            weight: weight_name.clone(),
+            k,
+            n,
+            activation_scale,
+            weight_error,
+        });
+    }
+    out_graph.node = nodes;
+    out_graph
+        .initializer
+        .retain(|t| !replaced_weights.contains(&t.name));
+    out_graph.initializer.extend(new_initializers);
+    // QuantizeLinear with an int8 zero point and MatMulInteger need opset ≥ 10; ours is 17.
+    Ok(Quantized {
+        model: quantized,
+        layers,
+    })
+}
+
+/// Symmetric int8 per output column: `s_w[n] = max_k |W[k, n]| / 127`.
+fn quantize_per_column(weight: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>, f32) {
+    let mut scales = vec![0.0f32; n];
+    for row in weight.chunks(n) {
+        for (scale, value) in scales.iter_mut().zip(row) {
+            *scale = scale.max(value.abs());
+        }
+    }
+    let max_abs = scales.iter().copied().fold(0.0f32, f32::max);
+    for scale in &mut scales {
+        // An all-zero column quantizes to zeros with any scale; 1 avoids dividing by zero.
+        *scale = if *scale > 0.0 { *scale / 127.0 } else { 1.0 };
+    }
+    let mut error = 0.0f32;
+    let mut quantized = Vec::with_capacity(k * n);
+    for row in weight.chunks(n) {
+        for (value, scale) in row.iter().zip(&scales) {
+            let q = (value / scale).round().clamp(-127.0, 127.0);
+            error = error.max((value - q * scale).abs());
+            quantized.push(q as i8);
+        }
+    }
+    let relative = if max_abs > 0.0 { error / max_abs } else { 0.0 };
+    (quantized, scales, relative)
+}
+
+/// max|x| of each named activation over the calibration set, read by making them extra
+/// outputs of the fp32 graph and running it in tract.
+fn calibrate(
+    model: &pb::ModelProto,
+    input_shape: &[usize],
+    calibration: &[Vec<f32>],
+    activations: &[String],
+) -> Result<HashMap<String, f32>, QuantizeError> {
+    if calibration.is_empty() {
+        return Err(QuantizeError::NoCalibration);
+    }
+    let expected: usize = input_shape.iter().product();
+    let mut probe = model.clone();
+    let Some(graph) = probe.graph.as_mut() else {
+        return Err(QuantizeError::NoGraph);
+    };
+    let unique: Vec<String> = {
+        let mut seen = HashSet::new();
+        activations
+            .iter()
+            .filter(|name| seen.insert(name.as_str()))
+            .cloned()
+            .collect()
+    };
+    graph.output = unique
+        .iter()
+        .map(|name| pb::ValueInfoProto {
+            name: name.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let plan = tract_onnx::onnx()
+        .model_for_proto_model(&probe)
+        .map_err(tract_error)?
+        .into_optimized()
+        .map_err(tract_error)?
+        .into_runnable()
+        .map_err(tract_error)?;
+    let mut ranges: HashMap<String, f32> = HashMap::new();
+    for (index, sample) in calibration.iter().enumerate() {
+        if sample.len() != expected {
+            return Err(QuantizeError::CalibrationShape {
+                index,
+                len: sample.len(),
+                shape: input_shape.to_vec(),
+                expected,
+            });
+        }
+        let input = TractTensor::from_shape(input_shape, sample).map_err(tract_error)?;
+        let outputs = plan.run(tvec!(input.into_tvalue())).map_err(tract_error)?;
+        for (name, value) in unique.iter().zip(outputs.iter()) {
+            let view = value.to_plain_array_view::<f32>().map_err(tract_error)?;
+            let mut max_abs = 0.0f32;
+            for x in view.iter() {
+                if !x.is_finite() {
+                    return Err(QuantizeError::NonFinite {
+                        name: name.clone(),
+                        index,
+                    });
+                }
+                max_abs = max_abs.max(x.abs());
+            }
+            let entry = ranges.entry(name.clone()).or_insert(0.0);
+            *entry = entry.max(max_abs);
+        }
+    }
+    Ok(ranges)
+}
+
+/// Median wall time of one inference, in milliseconds, over `runs` runs after two warm-ups,
+/// with tract's optimized plan (single thread, as on the box).
+pub fn median_latency_ms(
+    model: &pb::ModelProto,
+    input_shape: &[usize],
+    input: &[f32],
+    runs: usize,
+) -> Result<f64, QuantizeError> {
+    let plan = tract_onnx::onnx()
+        .model_for_proto_model(model)
+        .map_err(tract_error)?
+        .into_optimized()
+        .map_err(tract_error)?
+        .into_runnable()
+        .map_err(tract_error)?;
+    let input = TractTensor::from_shape(input_shape, input).map_err(tract_error)?;
+    let mut times = Vec::with_capacity(runs.max(1));
+    for round in 0..runs.max(1) + 2 {
+        let started = Instant::now();
+        plan.run(tvec!(input.clone().into_tvalue()))
+            .map_err(tract_error)?;
+        if round >= 2 {
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn f32_values(tensor: &pb::TensorProto) -> Result<Vec<f32>, QuantizeError> {
+    let count: usize = tensor.dims.iter().map(|d| *d as usize).product();
+    let values: Vec<f32> = if !tensor.raw_data.is_empty() {
+        tensor
+            .raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        tensor.float_data.clone()
+    };
+    if values.len() != count {
+        return Err(QuantizeError::Weight {
+            name: tensor.name.clone(),
+            problem: format!("{} values for shape {:?}", values.len(), tensor.dims),
+        });
+    }
+    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+        return Err(QuantizeError::Weight {
+            name: tensor.name.clone(),
+            problem: format!("value {index} is not finite"),
+        });
+    }
+    Ok(values)
+}
+
+fn simple_node(
+    name: &str,
+    op: &str,
+    inputs: Vec<String>,
+    output: &str,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
+    pb::NodeProto {
+        name: name.to_string(),
+        op_type: op.to_string(),
+        input: inputs,
+        output: vec![output.to_string()],
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn tensor_f32(name: &str, shape: &[usize], values: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        data_type: ElemType::F32 as i32,
+        dims: shape.iter().map(|d| *d as i64).collect(),
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn scalar_f32(name: &str, value: f32) -> pb::TensorProto {
+    tensor_f32(name, &[], &[value])
+}
+
+fn tensor_i8(name: &str, shape: &[usize], values: &[i8]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        data_type: ElemType::I8 as i32,
+        dims: shape.iter().map(|d| *d as i64).collect(),
+        raw_data: values.iter().map(|v| *v as u8).collect(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantize_per_column;
+
+    #[test]
+    fn per_column_scales_use_the_full_int8_range() {
+        // Column 0 spans ±2, column 1 ±0.01: per-column scales keep column 1 precise.
+        let weight = [2.0, 0.01, -1.0, -0.005, 0.5, 0.0025];
+        let (q, scales, error) = quantize_per_column(&weight, 3, 2);
+        assert_eq!(q, [127, 127, -64, -64, 32, 32]);
+        assert!((scales[0] - 2.0 / 127.0).abs() < 1e-9);
+        assert!((scales[1] - 0.01 / 127.0).abs() < 1e-9);
+        assert!(error < 0.5 / 127.0 + 1e-6, "{error}");
+        let (q, scales, _) = quantize_per_column(&[0.0, 0.0], 2, 1);
+        assert_eq!((q, scales), (vec![0, 0], vec![1.0]));
+    }
+}
