@@ -7,7 +7,7 @@ set -euo pipefail
 want_cross=${VIGIL_CROSS:-1}
 
 packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good libclang-dev python3 python3-pip curl ca-certificates fonts-dejavu-core)
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good libclang-dev python3 python3-pip python3-venv curl ca-certificates fonts-dejavu-core)
 if [ "$want_cross" = 1 ]; then
   packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 fi

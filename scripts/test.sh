@@ -8,8 +8,28 @@ export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/fetch-models.sh
 
 cargo fmt --all -- --check
-cargo clippy --release --all-targets -- -D warnings
-cargo test --release
+cargo clippy --release --all-targets --features train -- -D warnings
+cargo test --release --features train
+
+# vigil-train through its command line, then its ONNX files against onnxruntime (PyPI, in a
+# virtual environment under target/ so the system Python is left alone).
+train=target/release/vigil-train
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+$train toy make-data "$work/data" --train 600 --val 150 --test 150
+$train toy train --data "$work/data" --out "$work/run" --epochs 2
+$train toy export "$work/run"
+$train toy quantize "$work/run"
+$train toy eval "$work/run"
+$train mobilenet convert --out "$work/mobilenet"
+$train mobilenet classify --model "$work/mobilenet/mobilenet_v2.onnx" models/cache/photos/*.png
+pyref=target/pyref
+if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
+  python3 -m venv "$pyref"
+  "$pyref/bin/pip" install --quiet numpy onnx onnxruntime
+fi
+"$pyref/bin/python" scripts/reference/check_onnx_ort.py "$train" \
+  "$work/run/model.onnx" "$work/run/model-int8.onnx" "$work/mobilenet/mobilenet_v2.onnx"
 
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc

@@ -27,6 +27,45 @@ enum Family {
         #[command(subcommand)]
         command: ToyCommand,
     },
+    /// Run any single-input f32 ONNX model in tract on a .npy input and write its first output
+    /// as .npy (for cross-checks against onnxruntime: scripts/reference/check_onnx_ort.py).
+    RunOnnx {
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// MobileNetV2, the ImageNet backbone: conversion from torchvision weights.
+    Mobilenet {
+        #[command(subcommand)]
+        command: MobileNetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MobileNetCommand {
+    /// Convert torchvision's ImageNet weights (.pth, legacy or zip) into a burn record and an
+    /// ONNX graph, checking burn against tract on a photo.
+    Convert {
+        /// Default: models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth (scripts/fetch-mobilenet.sh).
+        #[arg(
+            long,
+            default_value = "models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth"
+        )]
+        weights: PathBuf,
+        #[arg(long, default_value = "models/cache/mobilenet_v2")]
+        out: PathBuf,
+        /// The photo burn and tract are compared on.
+        #[arg(long, default_value = "models/cache/photos/chelsea.png")]
+        probe: PathBuf,
+    },
+    /// Classify PNG photos with the converted ONNX model in tract: top-5 ImageNet classes.
+    Classify {
+        #[arg(long, default_value = "models/cache/mobilenet_v2/mobilenet_v2.onnx")]
+        model: PathBuf,
+        photos: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,7 +140,63 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.family {
         Family::Toy { command } => run_toy(command),
+        Family::Mobilenet { command } => run_mobilenet(command),
+        Family::RunOnnx {
+            model,
+            input,
+            output,
+        } => {
+            use vigil::io::npy::{read_npy, write_npy};
+            let array = read_npy::<f32>(&input)?;
+            let model = vigil::train::onnx::load(&model)?;
+            let (shape, values) =
+                vigil::train::parity::run_tract(&model, &array.shape, &array.data)?;
+            write_npy(&output, &shape, &values)?;
+            Ok(())
+        }
     }
+}
+
+fn run_mobilenet(command: MobileNetCommand) -> Result<()> {
+    use vigil::train::{image, mobilenet, onnx, parity};
+    match command {
+        MobileNetCommand::Convert {
+            weights,
+            out,
+            probe,
+        } => {
+            let photo = image::read_png(&probe)?;
+            let input = mobilenet::preprocess(&photo.pixels, photo.width, photo.height);
+            let done = mobilenet::convert(&weights, &out, &input)?;
+            println!(
+                "{} and {}: burn and tract agree to {:.2e} on {}",
+                done.record.display(),
+                done.onnx.display(),
+                done.parity.max_abs_diff,
+                probe.display()
+            );
+        }
+        MobileNetCommand::Classify { model, photos } => {
+            let model = onnx::load(&model)?;
+            let plan = parity::plan(&model)?;
+            for path in photos {
+                let photo = image::read_png(&path)?;
+                let input = mobilenet::preprocess(&photo.pixels, photo.width, photo.height);
+                let probabilities = parity::run_plan(&plan, &[1, 3, 224, 224], &input)?;
+                let top = mobilenet::top_k(&probabilities, 5);
+                let listing: Vec<String> = top
+                    .iter()
+                    .map(|(class, p)| format!("{class} ({p:.3})"))
+                    .collect();
+                println!(
+                    "{}: ImageNet classes {}",
+                    path.display(),
+                    listing.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn run_toy(command: ToyCommand) -> Result<()> {

@@ -7,7 +7,9 @@
 //! tract path and [`crate::eval`] metrics.
 
 pub mod backend;
+pub mod image;
 pub mod manifest;
+pub mod mobilenet;
 pub mod nn;
 pub mod onnx;
 pub mod parity;
@@ -35,6 +37,10 @@ pub enum TrainError {
     Parity(#[from] parity::ParityError),
     #[error(transparent)]
     Quantize(#[from] quantize::QuantizeError),
+    #[error(transparent)]
+    Torch(#[from] pytorch::TorchReadError),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
     #[error("checkpoint {0}")]
     Checkpoint(String),
     #[error("configuration: {0}")]

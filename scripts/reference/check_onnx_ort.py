@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Cross-checks ONNX files written by vigil-train against onnxruntime.
+
+For each model: onnx.checker must accept it, onnxruntime must load and run it, and its output
+on a seeded random input must match tract's (run through `vigil-train run-onnx`) to the given
+tolerance. Needs numpy, onnx and onnxruntime from PyPI; no PyTorch.
+
+    python3 check_onnx_ort.py VIGIL_TRAIN MODEL.onnx [MODEL.onnx ...] [--tolerance 1e-4]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("vigil_train")
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+    args = parser.parse_args()
+    failed = False
+    for path in args.models:
+        model = onnx.load(path)
+        onnx.checker.check_model(model, full_check=True)
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        (model_input,) = session.get_inputs()
+        shape = [int(d) for d in model_input.shape]
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal(shape).astype(np.float32)
+        expected = session.run(None, {model_input.name: x})[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            np.save(os.path.join(tmp, "in.npy"), x)
+            subprocess.run(
+                [args.vigil_train, "run-onnx", path, "--input", os.path.join(tmp, "in.npy"),
+                 "--output", os.path.join(tmp, "out.npy")],
+                check=True,
+            )
+            actual = np.load(os.path.join(tmp, "out.npy"))
+        diff = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else float("inf")
+        ok = diff <= args.tolerance
+        failed |= not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {path}: onnx.checker passed, onnxruntime {ort.__version__} "
+              f"vs tract max |diff| {diff:.2e} (shape {list(expected.shape)})")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
