@@ -193,6 +193,40 @@ pub fn quantize(
     })
 }
 
+/// The fixed shape of a model's single input (vigil's exports have static shapes).
+pub fn input_shape(model: &pb::ModelProto) -> Result<Vec<usize>, QuantizeError> {
+    let graph = model.graph.as_ref().ok_or(QuantizeError::NoGraph)?;
+    let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+        .collect();
+    let [input] = inputs.as_slice() else {
+        return Err(QuantizeError::Tract(format!(
+            "the model has {} inputs; quantize takes single-input models",
+            inputs.len()
+        )));
+    };
+    let dims = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(tensor)) => tensor
+            .shape
+            .as_ref()
+            .map(|s| s.dim.clone())
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    dims.iter()
+        .map(|dim| match dim.value {
+            Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)) if d > 0 => Ok(d as usize),
+            _ => Err(QuantizeError::Tract(format!(
+                "input {} has a symbolic or missing dimension: export with fixed shapes",
+                input.name
+            ))),
+        })
+        .collect()
+}
+
 /// Symmetric int8 per output column: `s_w[n] = max_k |W[k, n]| / 127`.
 fn quantize_per_column(weight: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>, f32) {
     let mut scales = vec![0.0f32; n];
