@@ -425,9 +425,9 @@ mod tests {
     #[test]
     fn per_column_scales_use_the_full_int8_range() {
         // Column 0 spans ±2, column 1 ±0.01: per-column scales keep column 1 precise.
-        let weight = [2.0, 0.01, -1.0, -0.005, 0.5, 0.0025];
+        let weight = [2.0, 0.01, -0.9, -0.004, 0.5, 0.0025];
         let (q, scales, error) = quantize_per_column(&weight, 3, 2);
-        assert_eq!(q, [127, 127, -64, -64, 32, 32]);
+        assert_eq!(q, [127, 127, -57, -51, 32, 32]);
         assert!((scales[0] - 2.0 / 127.0).abs() < 1e-9);
         assert!((scales[1] - 0.01 / 127.0).abs() < 1e-9);
         assert!(error < 0.5 / 127.0 + 1e-6, "{error}");

@@ -62,6 +62,8 @@ pub fn train(
     let train_split = read_split(data, "train")?;
     let val_split = read_split(data, "val")?;
     check_patch(&config, &train_split, data)?;
+    // Likewise a backend that cannot start (no CUDA driver) fails before the folder exists.
+    crate::train::backend::inference_device(backend)?;
     let run = RunDir::create(run_path)?;
     let run_config = ToyRunConfig {
         family: "toy".into(),
