@@ -5,7 +5,7 @@ use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig
 use burn::nn::{Dropout, DropoutConfig, Gelu, Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::onnx::{ExportError, ExportOnnx, OnnxGraph, Value};
+use super::onnx::{ExportError, ExportOnnx, OnnxGraph, Value, parameter};
 
 /// Layer normalisation over the last axis. burn's own keeps epsilon private; the export needs it.
 #[derive(Module, Debug)]
@@ -58,10 +58,8 @@ impl ExportOnnx for LayerNorm {
                 shapes: vec![input.shape.clone()],
             });
         }
-        let gamma = super::onnx::tensor_values(self.gamma.val(), scope)?;
-        let beta = super::onnx::tensor_values(self.beta.val(), scope)?;
-        let gamma = graph.constant_f32(&format!("{scope}.gamma"), &[d_model], &gamma)?;
-        let beta = graph.constant_f32(&format!("{scope}.beta"), &[d_model], &beta)?;
+        let gamma = parameter(graph, scope, "gamma", self.gamma.val())?;
+        let beta = parameter(graph, scope, "beta", self.beta.val())?;
         let shape = input.shape.clone();
         graph.node(
             "LayerNormalization",

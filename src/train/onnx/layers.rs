@@ -40,7 +40,7 @@ pub fn tensor_values<const D: usize>(
 }
 
 /// Adds a parameter tensor as an initializer named `<scope>.<name>`.
-fn parameter<const D: usize>(
+pub fn parameter<const D: usize>(
     graph: &mut OnnxGraph,
     scope: &str,
     name: &str,

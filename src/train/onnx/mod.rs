@@ -12,7 +12,7 @@ mod ops;
 use std::path::PathBuf;
 
 pub use graph::{Attr, ElemType, OPSET, OnnxGraph, Value, load, save};
-pub use layers::{ExportOnnx, tensor_values};
+pub use layers::{ExportOnnx, parameter, tensor_values};
 pub use tract_onnx::pb::ModelProto;
 
 /// Why an export failed.
