@@ -96,6 +96,19 @@ fn toy_trains_exports_quantizes_and_evaluates() -> Result<(), TrainError> {
         "int8 lost {} AUROC",
         record.auroc_lost
     );
+    let written = Manifest::load(&run.file("manifest.toml"))
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+    let quantization = written
+        .model("toy")
+        .map_err(|e| TrainError::Config(e.to_string()))?
+        .settings
+        .get("quantization")
+        .and_then(|q| q.get("speedup"))
+        .and_then(toml::Value::as_float);
+    assert!(
+        quantization.is_some_and(|s| s > 0.0),
+        "quantize writes its facts into the manifest"
+    );
     let int8 = run.file("model-int8.onnx");
     let report = inspect(&int8.display().to_string(), None)
         .map_err(|e| TrainError::Config(e.to_string()))?;

@@ -136,6 +136,19 @@ pub fn quantize_run(
             .fold(0.0, f32::max),
     };
     run.write_json("quantization.json", &record)?;
+    // The manifest entry gets the facts now, with a threshold fitted on validation data only
+    // (what `eval` refits through the runtime's own loading path).
+    let val = read_split(&config.data, "val")?;
+    let val_scores = tract_scores(&quantized.model, &shape, &val)?;
+    let (_, threshold) = f1_max(&val_scores, &val.labels)
+        .map_err(|e| TrainError::Config(format!("validation split: {e}")))?;
+    let entry = model_entry(
+        &config,
+        &run.file("model-int8.onnx"),
+        threshold as f32,
+        Some(&record),
+    )?;
+    upsert(&run.file("manifest.toml"), &entry).map_err(|e| TrainError::Config(e.to_string()))?;
     Ok(record)
 }
 
