@@ -16,8 +16,8 @@ cargo test --release --features train
 train=target/release/vigil-train
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-$train toy make-data "$work/data" --train 600 --val 150 --test 150
-$train toy train --data "$work/data" --out "$work/run" --epochs 2
+$train toy make-data "$work/data" --train 1200 --val 300 --test 300
+$train toy train --data "$work/data" --out "$work/run" --epochs 3 --batch-size 32
 $train toy export "$work/run"
 $train toy quantize "$work/run"
 $train toy eval "$work/run"
