@@ -216,8 +216,10 @@ fn quantize_any(
     let calibration = rows(calibration)?;
     let quantized = quantize::quantize(&fp32, &shape, &calibration)?;
     onnx::save(&quantized.model, out)?;
-    let fp32_ms = quantize::median_latency_ms(&fp32, &shape, &calibration[0], 100)?;
-    let int8_ms = quantize::median_latency_ms(&quantized.model, &shape, &calibration[0], 100)?;
+    let fp32_plan = parity::plan(&fp32)?;
+    let int8_plan = parity::plan(&quantized.model)?;
+    let fp32_ms = quantize::median_latency_ms(&fp32_plan, &shape, &calibration[0], 100)?;
+    let int8_ms = quantize::median_latency_ms(&int8_plan, &shape, &calibration[0], 100)?;
     println!(
         "{}: {} linear layers int8; tract {int8_ms:.3} ms vs fp32 {fp32_ms:.3} ms ({:.2}x)",
         out.display(),
@@ -239,11 +241,10 @@ fn quantize_any(
                 samples.len()
             );
         }
-        let auroc = |model: &onnx::ModelProto| -> Result<f64> {
-            let plan = parity::plan(model)?;
+        let auroc = |plan: &parity::TractPlan| -> Result<f64> {
             let mut scores = Vec::with_capacity(samples.len());
             for sample in &samples {
-                let output = parity::run_plan(&plan, &shape, sample)?;
+                let output = parity::run_plan(plan, &shape, sample)?;
                 let score = output.get(score_index).copied().with_context(|| {
                     format!(
                         "the output has {} values, no index {score_index}",
@@ -254,7 +255,7 @@ fn quantize_any(
             }
             Ok(vigil::eval::roc_auc(&scores, &labels)?)
         };
-        let (before, after) = (auroc(&fp32)?, auroc(&quantized.model)?);
+        let (before, after) = (auroc(&fp32_plan)?, auroc(&int8_plan)?);
         println!(
             "held-out ROC AUC: fp32 {before:.4}, int8 {after:.4} (lost {:+.4})",
             before - after

@@ -86,20 +86,8 @@ fn run_plan_shaped(
     Ok((view.shape().to_vec(), view.iter().copied().collect()))
 }
 
-/// Compares a burn output with tract's output of the exported graph on the same input.
-pub fn compare<const D: usize>(
-    burn_output: Tensor<D>,
-    model: &ModelProto,
-    input: Tensor<4>,
-    tolerance: f32,
-) -> Result<Parity, ParityError> {
-    let input_shape = input.dims().to_vec();
-    let input_values =
-        tensor_values(input, "input").map_err(|err| ParityError::Burn(err.to_string()))?;
-    compare_values(burn_output, model, &input_shape, &input_values, tolerance)
-}
-
-/// As [`compare`], for an input of any rank given as shape and values.
+/// Compares a burn output with tract's output of the exported graph on the same input
+/// (given as shape and values).
 pub fn compare_values<const D: usize>(
     burn_output: Tensor<D>,
     model: &ModelProto,

@@ -18,8 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use tract_onnx::pb;
-use tract_onnx::prelude::{Framework, InferenceModelExt, IntoTValue, Tensor as TractTensor, tvec};
-use tract_onnx::tract_core::prelude::IntoRunnable;
+use tract_onnx::prelude::{IntoTValue, Tensor as TractTensor, tvec};
 
 use super::onnx::ElemType;
 
@@ -47,6 +46,8 @@ pub enum QuantizeError {
     Weight { name: String, problem: String },
     #[error("tract: {0}")]
     Tract(String),
+    #[error(transparent)]
+    Plan(#[from] super::parity::ParityError),
 }
 
 /// How one linear layer was quantized.
@@ -284,13 +285,7 @@ fn calibrate(
             ..Default::default()
         })
         .collect();
-    let plan = tract_onnx::onnx()
-        .model_for_proto_model(&probe)
-        .map_err(tract_error)?
-        .into_optimized()
-        .map_err(tract_error)?
-        .into_runnable()
-        .map_err(tract_error)?;
+    let plan = super::parity::plan(&probe)?;
     let mut ranges: HashMap<String, f32> = HashMap::new();
     for (index, sample) in calibration.iter().enumerate() {
         if sample.len() != expected {
@@ -323,20 +318,13 @@ fn calibrate(
 }
 
 /// Median wall time of one inference, in milliseconds, over `runs` runs after two warm-ups,
-/// with tract's optimized plan (single thread, as on the box).
+/// of a tract plan ([`super::parity::plan`]: optimized, single thread, as on the box).
 pub fn median_latency_ms(
-    model: &pb::ModelProto,
+    plan: &super::parity::TractPlan,
     input_shape: &[usize],
     input: &[f32],
     runs: usize,
 ) -> Result<f64, QuantizeError> {
-    let plan = tract_onnx::onnx()
-        .model_for_proto_model(model)
-        .map_err(tract_error)?
-        .into_optimized()
-        .map_err(tract_error)?
-        .into_runnable()
-        .map_err(tract_error)?;
     let input = TractTensor::from_shape(input_shape, input).map_err(tract_error)?;
     let mut times = Vec::with_capacity(runs.max(1));
     for round in 0..runs.max(1) + 2 {

@@ -16,8 +16,8 @@ use crate::eval::{Report, evaluate, f1_max};
 use crate::train::TrainError;
 use crate::train::backend::{BackendKind, inference_device};
 use crate::train::manifest::{ModelEntry, TensorEntry, upsert};
-use crate::train::onnx::{self, ModelProto};
-use crate::train::parity::{Parity, compare_values};
+use crate::train::onnx;
+use crate::train::parity::{Parity, TractPlan, compare_values, plan, run_plan};
 use crate::train::quantize::{QuantizedLayer, median_latency_ms, quantize};
 use crate::train::run::RunDir;
 
@@ -110,16 +110,18 @@ pub fn quantize_run(
         .collect();
     let quantized = quantize(&fp32, &shape, &calibration)?;
     onnx::save(&quantized.model, &run.file("model-int8.onnx"))?;
-    let fp32_scores = tract_scores(&fp32, &shape, &test)?;
-    let int8_scores = tract_scores(&quantized.model, &shape, &test)?;
+    let fp32_plan = plan(&fp32)?;
+    let int8_plan = plan(&quantized.model)?;
+    let fp32_scores = tract_scores(&fp32_plan, &shape, &test)?;
+    let int8_scores = tract_scores(&int8_plan, &shape, &test)?;
     let metric = |scores: &[f64]| {
         crate::eval::roc_auc(scores, &test.labels)
             .map_err(|err| TrainError::Config(format!("test split: {err}")))
     };
     let (fp32_auroc, int8_auroc) = (metric(&fp32_scores)?, metric(&int8_scores)?);
     let probe = test.image(0);
-    let fp32_ms = median_latency_ms(&fp32, &shape, probe, 200)?;
-    let int8_ms = median_latency_ms(&quantized.model, &shape, probe, 200)?;
+    let fp32_ms = median_latency_ms(&fp32_plan, &shape, probe, 200)?;
+    let int8_ms = median_latency_ms(&int8_plan, &shape, probe, 200)?;
     let record = QuantizationRecord {
         layers: quantized.layers.len(),
         calibration_samples: calibration.len(),
@@ -139,7 +141,7 @@ pub fn quantize_run(
     // The manifest entry gets the facts now, with a threshold fitted on validation data only
     // (what `eval` refits through the runtime's own loading path).
     let val = read_split(&config.data, "val")?;
-    let val_scores = tract_scores(&quantized.model, &shape, &val)?;
+    let val_scores = tract_scores(&int8_plan, &shape, &val)?;
     let (_, threshold) = f1_max(&val_scores, &val.labels)
         .map_err(|e| TrainError::Config(format!("validation split: {e}")))?;
     let entry = model_entry(
@@ -152,16 +154,15 @@ pub fn quantize_run(
     Ok(record)
 }
 
-/// Anomaly scores of a split from an ONNX model in tract, one patch at a time.
+/// Anomaly scores of a split from a tract plan, one patch at a time.
 fn tract_scores(
-    model: &ModelProto,
+    plan: &TractPlan,
     shape: &[usize; 4],
     split: &ToySplit,
 ) -> Result<Vec<f64>, TrainError> {
-    let plan = crate::train::parity::plan(model)?;
     (0..split.len())
         .map(|index| {
-            let probabilities = crate::train::parity::run_plan(&plan, shape, split.image(index))?;
+            let probabilities = run_plan(plan, shape, split.image(index))?;
             Ok(f64::from(probabilities[1]))
         })
         .collect()
@@ -196,12 +197,28 @@ pub fn evaluate_run(run: &RunDir, extra_manifest: Option<&Path>) -> Result<Evalu
             model_file.display()
         )));
     }
-    let quantization: Option<QuantizationRecord> = run.read_json("quantization.json").ok();
+    let quantization: Option<QuantizationRecord> = if run.file("quantization.json").is_file() {
+        Some(run.read_json("quantization.json")?)
+    } else {
+        None
+    };
+    // The runtime loads a model only through a manifest entry, and the threshold is what this
+    // evaluation fits; the plan is loaded from a provisional manifest (its threshold is unused
+    // by `Plan::load`) so the run's own manifest keeps its last fitted threshold until then.
     let mut entry = model_entry(&config, &model_file, 0.5, quantization.as_ref())?;
+    let provisional = run.file("manifest.eval.toml");
+    if provisional.exists() {
+        std::fs::remove_file(&provisional)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", provisional.display())))?;
+    }
+    upsert(&provisional, &entry).map_err(|e| TrainError::Config(e.to_string()))?;
+    let loaded = Manifest::load(&provisional)
+        .and_then(|manifest| Plan::load(&manifest, MODEL_NAME))
+        .map_err(|e| TrainError::Config(e.to_string()));
+    std::fs::remove_file(&provisional)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", provisional.display())))?;
+    let plan = loaded?;
     let manifest_path = run.file("manifest.toml");
-    upsert(&manifest_path, &entry).map_err(|e| TrainError::Config(e.to_string()))?;
-    let manifest = Manifest::load(&manifest_path).map_err(|e| TrainError::Config(e.to_string()))?;
-    let plan = Plan::load(&manifest, MODEL_NAME).map_err(|e| TrainError::Config(e.to_string()))?;
     let mut session = plan
         .session()
         .map_err(|e| TrainError::Config(e.to_string()))?;

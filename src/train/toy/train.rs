@@ -152,6 +152,8 @@ fn fit(
         val_auroc: f64::NAN,
         samples_per_second: 0.0,
     };
+    // The last epoch's validation scores, for the ROC/PR plots at the end.
+    let mut val_scores = None;
     let progress = progress_bar((train_split.len() * config.epochs) as u64);
     progress.set_position((train_split.len() * state.epochs_done) as u64);
     for epoch in state.epochs_done + 1..=config.epochs {
@@ -206,12 +208,10 @@ fn fit(
             "epoch {epoch}: train loss {:.4}, val loss {val_loss:.4}, val AUROC {val_auroc:.4}, {samples_per_second:.0} samples/s",
             row.train_loss
         );
-        summary = TrainSummary {
-            run: run.path.clone(),
-            epochs_done: epoch,
-            val_auroc,
-            samples_per_second,
-        };
+        summary.epochs_done = epoch;
+        summary.val_auroc = val_auroc;
+        summary.samples_per_second = samples_per_second;
+        val_scores = Some(scores);
         plot_losses(run);
     }
     progress.finish_and_clear();
@@ -222,7 +222,11 @@ fn fit(
         .map_err(|err| {
             TrainError::Checkpoint(format!("{}: {err}", run.file("model.bpk").display()))
         })?;
-    let (_, scores) = validate(&model.valid(), val_split, batch_size, &device)?;
+    // A resumed run with no epochs left still gets its plots.
+    let scores = match val_scores {
+        Some(scores) => scores,
+        None => validate(&model.valid(), val_split, batch_size, &device)?.1,
+    };
     plot_curves(run, &scores, &val_split.labels, "validation");
     Ok(summary)
 }
