@@ -39,7 +39,8 @@ pub struct Parity {
 pub type TractPlan = std::sync::Arc<tract_onnx::prelude::TypedSimplePlan>;
 
 fn tract(err: tract_onnx::prelude::TractError) -> ParityError {
-    ParityError::Tract(format!("{err:?}"))
+    // The alternate form prints the cause chain on one line, without a backtrace.
+    ParityError::Tract(format!("{err:#}"))
 }
 
 /// Optimizes an ONNX model with its fixed shapes, as the runtime does.

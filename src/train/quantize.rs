@@ -266,19 +266,41 @@ fn calibrate(
         return Err(QuantizeError::NoCalibration);
     }
     let expected: usize = input_shape.iter().product();
+    if let Some((index, sample)) = calibration
+        .iter()
+        .enumerate()
+        .find(|(_, sample)| sample.len() != expected)
+    {
+        return Err(QuantizeError::CalibrationShape {
+            index,
+            len: sample.len(),
+            shape: input_shape.to_vec(),
+            expected,
+        });
+    }
     let mut probe = model.clone();
     let Some(graph) = probe.graph.as_mut() else {
         return Err(QuantizeError::NoGraph);
     };
-    let unique: Vec<String> = {
-        let mut seen = HashSet::new();
-        activations
-            .iter()
-            .filter(|name| seen.insert(name.as_str()))
-            .cloned()
-            .collect()
-    };
-    graph.output = unique
+    // A layer that reads the graph input directly (an MLP's first Linear) is calibrated on the
+    // samples themselves; tract cannot expose its own input as an output.
+    let graph_inputs: HashSet<String> = graph.input.iter().map(|i| i.name.clone()).collect();
+    let mut seen = HashSet::new();
+    let (direct, intermediate): (Vec<String>, Vec<String>) = activations
+        .iter()
+        .filter(|name| seen.insert(name.as_str()))
+        .cloned()
+        .partition(|name| graph_inputs.contains(name));
+    let mut ranges: HashMap<String, f32> = HashMap::new();
+    for (index, sample) in calibration.iter().enumerate() {
+        for name in &direct {
+            widen_range(&mut ranges, name, sample.iter().copied(), index)?;
+        }
+    }
+    if intermediate.is_empty() {
+        return Ok(ranges);
+    }
+    graph.output = intermediate
         .iter()
         .map(|name| pb::ValueInfoProto {
             name: name.clone(),
@@ -286,35 +308,36 @@ fn calibrate(
         })
         .collect();
     let plan = super::parity::plan(&probe)?;
-    let mut ranges: HashMap<String, f32> = HashMap::new();
     for (index, sample) in calibration.iter().enumerate() {
-        if sample.len() != expected {
-            return Err(QuantizeError::CalibrationShape {
-                index,
-                len: sample.len(),
-                shape: input_shape.to_vec(),
-                expected,
-            });
-        }
         let input = TractTensor::from_shape(input_shape, sample).map_err(tract_error)?;
         let outputs = plan.run(tvec!(input.into_tvalue())).map_err(tract_error)?;
-        for (name, value) in unique.iter().zip(outputs.iter()) {
+        for (name, value) in intermediate.iter().zip(outputs.iter()) {
             let view = value.to_plain_array_view::<f32>().map_err(tract_error)?;
-            let mut max_abs = 0.0f32;
-            for x in view.iter() {
-                if !x.is_finite() {
-                    return Err(QuantizeError::NonFinite {
-                        name: name.clone(),
-                        index,
-                    });
-                }
-                max_abs = max_abs.max(x.abs());
-            }
-            let entry = ranges.entry(name.clone()).or_insert(0.0);
-            *entry = entry.max(max_abs);
+            widen_range(&mut ranges, name, view.iter().copied(), index)?;
         }
     }
     Ok(ranges)
+}
+
+/// Raises `ranges[name]` to max|x| over `values`; a non-finite value is an error naming the
+/// activation and the calibration sample.
+fn widen_range(
+    ranges: &mut HashMap<String, f32>,
+    name: &str,
+    values: impl Iterator<Item = f32>,
+    index: usize,
+) -> Result<(), QuantizeError> {
+    let range = ranges.entry(name.to_string()).or_insert(0.0);
+    for x in values {
+        if !x.is_finite() {
+            return Err(QuantizeError::NonFinite {
+                name: name.to_string(),
+                index,
+            });
+        }
+        *range = range.max(x.abs());
+    }
+    Ok(())
 }
 
 /// Median wall time of one inference, in milliseconds, over `runs` runs after two warm-ups,
@@ -408,7 +431,62 @@ fn tensor_i8(name: &str, shape: &[usize], values: &[i8]) -> pb::TensorProto {
 
 #[cfg(test)]
 mod tests {
-    use super::quantize_per_column;
+    use super::{QuantizeError, quantize, quantize_per_column};
+    use crate::train::onnx::{ExportError, OnnxGraph};
+
+    /// `y = x·W` with `x` the graph input: the first layer of an MLP.
+    fn linear_graph(constant_weight: bool) -> Result<tract_onnx::pb::ModelProto, ExportError> {
+        let mut graph = OnnxGraph::new("linear");
+        let x = graph.input("x", &[1, 4])?;
+        let w = if constant_weight {
+            graph.constant_f32("w", &[4, 3], &[0.5; 12])?
+        } else {
+            graph.input("w", &[4, 3])?
+        };
+        let y = graph.matmul(&x, &w)?;
+        graph.output(&y, "y")?;
+        Ok(graph.finish())
+    }
+
+    #[test]
+    fn bad_calibration_and_models_are_named_errors() -> Result<(), ExportError> {
+        let model = linear_graph(true)?;
+        let short = quantize(&model, &[1, 4], &[vec![1.0; 4], vec![1.0; 3]]);
+        assert!(matches!(
+            short,
+            Err(QuantizeError::CalibrationShape {
+                index: 1,
+                len: 3,
+                expected: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            quantize(&model, &[1, 4], &[]),
+            Err(QuantizeError::NoCalibration)
+        ));
+        let nan = quantize(&model, &[1, 4], &[vec![f32::NAN; 4]]);
+        assert!(matches!(
+            nan,
+            Err(QuantizeError::NonFinite { index: 0, .. })
+        ));
+        let no_weights = quantize(&linear_graph(false)?, &[1, 4], &[vec![1.0; 4]]);
+        assert!(matches!(no_weights, Err(QuantizeError::NothingToQuantize)));
+        let calibration = [vec![1.0, -2.0, 0.5, 0.0]];
+        let quantized = quantize(&model, &[1, 4], &calibration).map_err(|e| {
+            ExportError::Unsupported(format!("a graph-input layer must quantize: {e}"))
+        })?;
+        assert_eq!(quantized.layers.len(), 1);
+        assert!((quantized.layers[0].activation_scale - 2.0 / 127.0).abs() < 1e-9);
+        // And it runs in tract, close to fp32: 0.5·(1 − 2 + 0.5) = −0.25 per output.
+        let run = |m| crate::train::parity::run_tract(m, &[1, 4], &calibration[0]);
+        let (fp32, int8) = (run(&model), run(&quantized.model));
+        assert!(
+            matches!((fp32, int8), (Ok((_, a)), Ok((_, b))) if a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 0.01 && (x + 0.25).abs() < 1e-6)),
+            "int8 graph-input layer drifted"
+        );
+        Ok(())
+    }
 
     #[test]
     fn per_column_scales_use_the_full_int8_range() {
