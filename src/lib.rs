@@ -16,6 +16,7 @@ pub mod models;
 pub mod pipeline;
 pub mod prepare;
 pub mod profile;
+pub mod rng;
 pub mod runtime;
 pub mod sinks;
 #[cfg(feature = "train")]

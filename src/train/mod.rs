@@ -16,7 +16,7 @@ pub mod parity;
 pub mod plot;
 pub mod pytorch;
 pub mod quantize;
-pub mod rng;
+pub use crate::rng;
 pub mod run;
 pub mod toy;
 
