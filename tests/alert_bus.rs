@@ -116,3 +116,27 @@ fn a_sink_that_recovers_while_running_catches_up_in_order() {
     let got = flaky.got.lock().unwrap().clone();
     assert_eq!(got, (got[0]..got[0] + 8).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_malformed_alert_is_refused_and_the_bus_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = recorder("file", false);
+    let bus =
+        AlertBus::start(dir.path(), vec![Box::new(sink.clone())], 4, &Metrics::new()).unwrap();
+    let sender = bus.sender();
+    sender.send(alert(1)).unwrap();
+    // serde_json writes NaN as null, which would not read back: the journal refuses it.
+    let mut broken = alert(2);
+    broken.threshold = f32::NAN;
+    sender.send(broken).unwrap();
+    sender.send(alert(3)).unwrap();
+    drop(sender);
+    bus.close().unwrap();
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(
+        got.len(),
+        2,
+        "the alerts before and after the broken one arrive: {got:?}"
+    );
+    assert_eq!(got[1], got[0] + 1, "the refused alert took no id");
+}

@@ -127,7 +127,9 @@ fn run(
         };
         match receiver.recv_timeout(timeout) {
             Ok(mut alert) => {
-                append_durably(&mut journal, &mut alert, &mut deliveries)?;
+                if !append_durably(&mut journal, &mut alert, &mut deliveries)? {
+                    continue;
+                }
                 metrics
                     .alerts(&alert.stream, &alert.label, alert.phase)
                     .inc();
@@ -149,20 +151,26 @@ fn run(
 }
 
 /// Appends an alert, waiting for sinks to catch up while the journal is full: backpressure,
-/// never a drop.
+/// never a drop. `false` when the alert itself was malformed and refused.
 fn append_durably(
     journal: &mut Journal,
     alert: &mut Alert,
     deliveries: &mut [Delivery],
-) -> Result<(), JournalError> {
+) -> Result<bool, JournalError> {
     loop {
         match journal.append(alert) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(true),
             Err(JournalError::Full { .. }) => {
                 log::warn!("alert journal full; waiting for sinks to acknowledge");
                 std::thread::sleep(RETRY_AFTER);
                 catch_up(journal, deliveries)?;
                 journal.compact()?;
+            }
+            // One malformed alert (a NaN score, say) is that producer's bug: refuse it loudly
+            // and keep the bus running for every other stream. Nothing was written.
+            Err(err @ JournalError::Encode { .. }) => {
+                log::error!("alert refused, not journaled: {err}: {alert:?}");
+                return Ok(false);
             }
             Err(err) => return Err(err),
         }
