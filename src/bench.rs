@@ -280,3 +280,115 @@ pub fn pipeline_overhead(seconds: f32) -> Result<Overhead, BenchError> {
         sent,
     })
 }
+
+/// The hyperspectral scene `vigil bench` times RX on: ABU urban-4 (100×100×205, the size the
+/// issue's target is stated for) when `../shared/data/hsi` is beside the checkout, else a
+/// synthetic cube of the same size.
+fn rx_bench_cube() -> Result<(crate::hsi::Cube, String), BenchError> {
+    let urban = repo().join("../shared/data/hsi/abu-urban-4.mat");
+    if urban.exists() {
+        let scene = crate::hsi::read_scene(&urban).map_err(setup)?;
+        return Ok((scene.cube, "ABU urban-4 100×100×205".into()));
+    }
+    let cube = crate::hsi::synthetic::Scene::generate(&crate::hsi::synthetic::SceneConfig {
+        rows: 100,
+        cols: 100,
+        bands: 205,
+        ..Default::default()
+    })
+    .map_err(setup)?
+    .cube;
+    Ok((cube, "synthetic 100×100×205".into()))
+}
+
+/// Global RX on a 100×100×205 cube in vigil (2 threads) against SPy's `rx` and a float64
+/// numpy RX, both on the same cube.
+pub fn hsi_rx(runs: usize) -> Result<Vec<Comparison>, BenchError> {
+    let (cube, what) = rx_bench_cube()?;
+    let detector = crate::hsi::detect::SceneDetector::Rx;
+    detector.score(&cube, 2).map_err(setup)?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        detector.score(&cube, 2).map_err(setup)?;
+        times.push(start.elapsed());
+    }
+    let ours = median_ms(times);
+    let dir = tempfile_dir()?;
+    let path = dir.join("cube.npy");
+    write_npy(
+        &path,
+        &[cube.rows(), cube.cols(), cube.bands()],
+        cube.data(),
+    )
+    .map_err(setup)?;
+    let peer = peer_json(
+        &repo().join("scripts/bench/hsi_peer.py"),
+        &[
+            "--cube".into(),
+            path.display().to_string(),
+            "--repeats".into(),
+            runs.to_string(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let peer = peer?;
+    Ok(vec![
+        Comparison {
+            what: format!("global RX, {what}, 2 threads"),
+            ours_ms: ours,
+            peer: format!("SPy {} rx", peer["spy_version"].as_str().unwrap_or("?")),
+            peer_ms: number(&peer, "spy_rx_ms")?,
+        },
+        Comparison {
+            what: format!("global RX, {what}, 2 threads"),
+            ours_ms: ours,
+            peer: "numpy float64 RX".into(),
+            peer_ms: number(&peer, "numpy_rx_ms")?,
+        },
+    ])
+}
+
+fn tempfile_dir() -> Result<PathBuf, BenchError> {
+    let dir = std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(setup)?;
+    Ok(dir)
+}
+
+/// Streaming RX throughput: lines per second at `width` pixels × `bands` bands, refactoring
+/// the covariance on every line (exact causal RX), over `seconds` of synthetic lines.
+pub fn streaming_rx_lines_per_s(
+    width: usize,
+    bands: usize,
+    seconds: f64,
+) -> Result<f64, BenchError> {
+    let scene = crate::hsi::synthetic::Scene::generate(&crate::hsi::synthetic::SceneConfig {
+        rows: 64,
+        cols: width,
+        bands,
+        ..Default::default()
+    })
+    .map_err(setup)?;
+    let cube = scene.cube;
+    let mut rx = crate::hsi::streaming::StreamingRx::new(
+        width,
+        bands,
+        crate::hsi::streaming::StreamingSettings::default(),
+        faer::Par::rayon(2),
+    )
+    .map_err(setup)?;
+    // Warm up past the hold-back so every timed line is scored.
+    for row in 0..4 {
+        rx.push_line(cube.line(row)).map_err(setup)?;
+    }
+    let start = Instant::now();
+    let mut lines = 0u64;
+    while start.elapsed().as_secs_f64() < seconds {
+        let scored = rx
+            .push_line(cube.line(lines as usize % cube.rows()))
+            .map_err(setup)?;
+        std::hint::black_box(scored);
+        lines += 1;
+    }
+    Ok(lines as f64 / start.elapsed().as_secs_f64())
+}

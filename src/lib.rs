@@ -10,6 +10,7 @@ pub mod capture;
 pub mod decide;
 pub mod detector;
 pub mod eval;
+pub mod hsi;
 pub mod io;
 pub mod metrics;
 pub mod models;

@@ -89,6 +89,8 @@ pub struct StreamSettings {
     /// Settings of the audio_events family (YAMNet).
     #[serde(default)]
     pub audio_events: Option<AudioEventsSettings>,
+    #[serde(default)]
+    pub hyperspectral: Option<crate::models::hyperspectral::HyperspectralSettings>,
 }
 
 fn default_queue_depth() -> usize {
@@ -104,6 +106,10 @@ pub enum SourceSettings {
     Synth(SynthConfig),
     /// A V4L2 camera through the kernel API.
     V4l2(crate::capture::v4l2::V4l2Config),
+    /// A hyperspectral scene file played line by line (push-broom replay).
+    Scene(crate::capture::pushbroom::SceneReplayConfig),
+    /// Raw push-broom lines from a file, FIFO, standard input or TCP socket.
+    Lines(crate::capture::pushbroom::LineStreamConfig),
 }
 
 impl Profile {

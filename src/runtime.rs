@@ -9,6 +9,7 @@ use crate::metrics::{Metrics, MetricsServer};
 use crate::models::audio_events::{
     AudioEventsDecide, AudioEventsPrepare, ClassMap, YamnetDetector,
 };
+use crate::models::hyperspectral::{AnomalyDecide, LinePrepare, STREAMING_RX, StreamingRxDetect};
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
 use crate::prepare::mel::LogMelConfig;
 use crate::profile::{Profile, SinkSettings, SourceSettings, StreamSettings};
@@ -37,6 +38,8 @@ pub enum RuntimeError {
 
 /// The families vigil knows, by the manifest's `family` field.
 const AUDIO_EVENTS: &str = "audio_events";
+/// Hyperspectral streams; their built-in detector (`model = "rx"`) needs no manifest entry.
+const HYPERSPECTRAL: &str = "hyperspectral";
 
 fn manifest_of(profile: &Profile) -> Result<Manifest, DetectorError> {
     match &profile.device.manifest {
@@ -64,7 +67,11 @@ fn gst_stream_for(family: &str) -> Option<crate::capture::gst::GstStream> {
 }
 
 #[cfg_attr(not(any(feature = "gst", feature = "v4l")), allow(unused_variables))]
-fn build_source(stream: &StreamSettings, family: &str) -> Result<Box<dyn Source>, RuntimeError> {
+fn build_source(
+    stream: &StreamSettings,
+    family: &str,
+    profile_dir: &Path,
+) -> Result<Box<dyn Source>, RuntimeError> {
     let capture = |source| RuntimeError::Capture {
         stream: stream.name.clone(),
         source,
@@ -72,6 +79,22 @@ fn build_source(stream: &StreamSettings, family: &str) -> Result<Box<dyn Source>
     match &stream.source {
         SourceSettings::Synth(config) => Ok(Box::new(
             crate::capture::synth::SynthSource::new(config.clone()).map_err(capture)?,
+        )),
+        SourceSettings::Scene(_) | SourceSettings::Lines(_) if family != HYPERSPECTRAL => {
+            Err(stream_error(
+                stream,
+                format!("model family {family} cannot read hyperspectral lines"),
+            ))
+        }
+        SourceSettings::Scene(config) => {
+            let mut config = config.clone();
+            config.path = profile_dir.join(&config.path);
+            Ok(Box::new(
+                crate::capture::pushbroom::SceneReplay::new(config).map_err(capture)?,
+            ))
+        }
+        SourceSettings::Lines(config) => Ok(Box::new(
+            crate::capture::pushbroom::LineStream::new(config.clone()).map_err(capture)?,
         )),
         #[cfg(feature = "gst")]
         SourceSettings::Gstreamer(settings) => {
@@ -93,10 +116,10 @@ fn build_source(stream: &StreamSettings, family: &str) -> Result<Box<dyn Source>
         )),
         #[cfg(feature = "v4l")]
         SourceSettings::V4l2(config) => {
-            if family == AUDIO_EVENTS {
+            if family == AUDIO_EVENTS || family == HYPERSPECTRAL {
                 return Err(stream_error(
                     stream,
-                    format!("model family {family} needs audio; a V4L2 camera gives video"),
+                    format!("model family {family} cannot read a V4L2 camera's video"),
                 ));
             }
             Ok(Box::new(crate::capture::v4l2::V4l2Source::new(
@@ -128,11 +151,56 @@ fn build_sinks(profile: &Profile) -> Result<Vec<Box<dyn Sink>>, RuntimeError> {
 }
 
 /// Everything one stream needs, built and checked but not yet running.
-struct StreamParts {
-    source: Box<dyn Source>,
-    prepare: AudioEventsPrepare,
-    detect: YamnetDetector,
-    decide: AudioEventsDecide,
+enum StreamParts {
+    Audio {
+        source: Box<dyn Source>,
+        prepare: AudioEventsPrepare,
+        detect: YamnetDetector,
+        decide: AudioEventsDecide,
+    },
+    Hyperspectral {
+        source: Box<dyn Source>,
+        prepare: LinePrepare,
+        detect: StreamingRxDetect,
+        decide: AnomalyDecide,
+    },
+}
+
+impl StreamParts {
+    fn describe_source(&self) -> String {
+        match self {
+            StreamParts::Audio { source, .. } | StreamParts::Hyperspectral { source, .. } => {
+                source.describe()
+            }
+        }
+    }
+
+    fn spawn(
+        self,
+        stream: &str,
+        alerts: crossbeam_channel::Sender<crate::Alert>,
+        metrics: &Metrics,
+        settings: PipelineSettings,
+    ) -> Result<Pipeline, PipelineError> {
+        match self {
+            StreamParts::Audio {
+                source,
+                prepare,
+                detect,
+                decide,
+            } => Pipeline::spawn(
+                stream, source, prepare, detect, decide, alerts, metrics, settings,
+            ),
+            StreamParts::Hyperspectral {
+                source,
+                prepare,
+                detect,
+                decide,
+            } => Pipeline::spawn(
+                stream, source, prepare, detect, decide, alerts, metrics, settings,
+            ),
+        }
+    }
 }
 
 /// Plans loaded so far, by model name: streams that share a model share one optimized plan.
@@ -147,11 +215,47 @@ fn plan_for(plans: &mut Plans, manifest: &Manifest, model: &str) -> Result<Plan,
     Ok(plan)
 }
 
+fn build_hyperspectral(
+    stream: &StreamSettings,
+    profile: &Profile,
+) -> Result<StreamParts, RuntimeError> {
+    if stream.model != STREAMING_RX {
+        return Err(stream_error(
+            stream,
+            format!(
+                "hyperspectral model {:?} is unknown (this build detects with {STREAMING_RX:?})",
+                stream.model
+            ),
+        ));
+    }
+    let settings = stream.hyperspectral.clone().unwrap_or_default();
+    let map_dir = settings.map_dir.as_ref().map(|dir| profile.resolve(dir));
+    Ok(StreamParts::Hyperspectral {
+        source: build_source(stream, HYPERSPECTRAL, &profile.dir)?,
+        prepare: LinePrepare::new(settings.bands),
+        detect: StreamingRxDetect::new(settings.streaming, settings.threads),
+        decide: AnomalyDecide::new(&stream.name, &stream.model, &settings, map_dir)
+            .map_err(|err| stream_error(stream, err))?,
+    })
+}
+
+fn is_hyperspectral(stream: &StreamSettings) -> bool {
+    stream.hyperspectral.is_some()
+        || matches!(
+            stream.source,
+            SourceSettings::Scene(_) | SourceSettings::Lines(_)
+        )
+}
+
 fn build_stream(
     stream: &StreamSettings,
+    profile: &Profile,
     manifest: &Manifest,
     plans: &mut Plans,
 ) -> Result<StreamParts, RuntimeError> {
+    if is_hyperspectral(stream) {
+        return build_hyperspectral(stream, profile);
+    }
     let spec = manifest.model(&stream.model)?;
     match spec.family.as_str() {
         AUDIO_EVENTS => {
@@ -163,8 +267,8 @@ fn build_stream(
                 .map_err(|err| stream_error(stream, err))?;
             let settings = stream.audio_events.clone().unwrap_or_default();
             let stage = |err: StageError| stream_error(stream, err);
-            Ok(StreamParts {
-                source: build_source(stream, &spec.family)?,
+            Ok(StreamParts::Audio {
+                source: build_source(stream, &spec.family, &profile.dir)?,
                 prepare: AudioEventsPrepare::new(spec, LogMelConfig::yamnet()).map_err(stage)?,
                 detect: YamnetDetector::new(&plan).map_err(stage)?,
                 decide: AudioEventsDecide::new(
@@ -190,11 +294,11 @@ pub fn check(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
     let mut report = Vec::new();
     let mut plans = Plans::new();
     for stream in &profile.streams {
-        let parts = build_stream(stream, &manifest, &mut plans)?;
+        let parts = build_stream(stream, profile, &manifest, &mut plans)?;
         report.push(format!(
             "stream {}: {} → model {}",
             stream.name,
-            parts.source.describe(),
+            parts.describe_source(),
             stream.model
         ));
     }
@@ -233,7 +337,7 @@ impl Runtime {
         let parts = profile
             .streams
             .iter()
-            .map(|stream| build_stream(stream, &manifest, &mut plans).map(|p| (stream, p)))
+            .map(|stream| build_stream(stream, profile, &manifest, &mut plans).map(|p| (stream, p)))
             .collect::<Result<Vec<_>, _>>()?;
         let bus = AlertBus::start(
             &profile.resolve(&profile.alerts.journal),
@@ -246,17 +350,17 @@ impl Runtime {
             let settings = PipelineSettings {
                 queue_depth: stream.queue_depth,
                 restart: stream.restart,
+                // Recorded data (a scene, a file of lines) is slowed rather than thinned;
+                // live sensors, sockets and FIFOs keep bounded latency by dropping.
+                backpressure: match &stream.source {
+                    SourceSettings::Scene(_) => true,
+                    SourceSettings::Lines(lines) => {
+                        profile.resolve(Path::new(&lines.input)).is_file()
+                    }
+                    _ => false,
+                },
             };
-            pipelines.push(Pipeline::spawn(
-                &stream.name,
-                p.source,
-                p.prepare,
-                p.detect,
-                p.decide,
-                bus.sender(),
-                &metrics,
-                settings,
-            )?);
+            pipelines.push(p.spawn(&stream.name, bus.sender(), &metrics, settings)?);
         }
         Ok(Self {
             pipelines,

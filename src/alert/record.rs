@@ -28,6 +28,10 @@ pub struct Region {
     pub width: u32,
     pub height: u32,
     pub score: f32,
+    /// Map coordinates (easting, northing) of the region's peak, when the sensor's data is
+    /// georeferenced (hyperspectral scenes with ENVI `map info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_xy: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +58,10 @@ pub struct Alert {
     /// Wall-clock time the decide stage produced this record (Unix nanoseconds).
     pub decided_at_ns: u64,
     pub regions: heapless::Vec<Region, MAX_REGIONS>,
+    /// How `threshold` was derived, for families with more than one rule (e.g. `cfar-chi2`,
+    /// `empirical-quantile` for hyperspectral RX).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_rule: Option<Name>,
 }
 
 impl Alert {

@@ -7,6 +7,7 @@
 #[cfg(feature = "gst")]
 pub mod gst;
 pub mod gst_settings;
+pub mod pushbroom;
 pub mod sample;
 pub mod supervisor;
 pub mod synth;

@@ -38,6 +38,8 @@ pub struct AudioBlock {
 pub enum Sample {
     Video(VideoFrame),
     Audio(AudioBlock),
+    /// One push-broom hyperspectral line.
+    Spectral(super::pushbroom::SpectralLine),
 }
 
 impl Sample {
@@ -45,6 +47,7 @@ impl Sample {
         match self {
             Sample::Video(f) => &f.stamp,
             Sample::Audio(a) => &a.stamp,
+            Sample::Spectral(l) => &l.stamp,
         }
     }
 }

@@ -88,6 +88,7 @@ impl AlertFactory {
             captured_at_ns: unix_ns(stamp.captured_at),
             decided_at_ns: unix_ns(SystemTime::now()),
             regions: kept,
+            threshold_rule: None,
         }
     }
 }

@@ -2,3 +2,4 @@
 //! tract side), `decide` (scores to alerts).
 
 pub mod audio_events;
+pub mod hyperspectral;

@@ -1,8 +1,13 @@
-//! The two kinds of bounded channel the design allows: one that drops the oldest message when
-//! full (sensor data: latency stays bounded, every drop counted) and one that blocks (alerts:
-//! never dropped).
+//! The kinds of bounded channel the design allows: one that drops the oldest message when full
+//! (live sensor data: latency stays bounded, every drop counted), one that blocks (alerts: never
+//! dropped), and, for recorded data replayed as a stream, one that waits for room until the
+//! pipeline stops.
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::metrics::Counter;
 
@@ -15,10 +20,26 @@ pub struct DropOldest<T> {
     // A receiver clone lets the producer evict the head of the queue itself.
     evict: Receiver<T>,
     dropped: Counter,
+    /// Set for data that must not be dropped (a recorded scene replayed, a file of lines):
+    /// `send` then waits for room — backpressure — until the pipeline stops.
+    wait_while_running: Option<Arc<AtomicBool>>,
 }
 
 impl<T> DropOldest<T> {
     pub fn send(&self, mut message: T) {
+        if let Some(stop) = &self.wait_while_running {
+            loop {
+                match self.tx.send_timeout(message, Duration::from_millis(50)) {
+                    Ok(()) | Err(SendTimeoutError::Disconnected(_)) => return,
+                    Err(SendTimeoutError::Timeout(back)) if stop.load(Ordering::SeqCst) => {
+                        drop(back);
+                        self.dropped.inc();
+                        return;
+                    }
+                    Err(SendTimeoutError::Timeout(back)) => message = back,
+                }
+            }
+        }
         loop {
             match self.tx.try_send(message) {
                 Ok(()) | Err(TrySendError::Disconnected(_)) => return,
@@ -41,9 +62,23 @@ pub fn drop_oldest<T>(capacity: usize, dropped: Counter) -> (DropOldest<T>, Rece
             tx,
             evict: rx.clone(),
             dropped,
+            wait_while_running: None,
         },
         rx,
     )
+}
+
+/// A stage queue: drop-oldest when `wait_until_stop` is `None`; otherwise the sender waits for
+/// room until that flag is set (then what cannot be queued is dropped and counted, so shutdown
+/// never hangs).
+pub fn queue<T>(
+    capacity: usize,
+    dropped: Counter,
+    wait_until_stop: Option<Arc<AtomicBool>>,
+) -> (DropOldest<T>, Receiver<T>) {
+    let (mut tx, rx) = drop_oldest(capacity, dropped);
+    tx.wait_while_running = wait_until_stop;
+    (tx, rx)
 }
 
 #[cfg(test)]

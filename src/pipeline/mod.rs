@@ -15,7 +15,6 @@ use crate::alert::Alert;
 use crate::capture::supervisor::{RestartPolicy, SourceEvent, Supervised};
 use crate::capture::{Source, Stamp};
 use crate::metrics::{Counter, Histogram, Metrics};
-use channel::drop_oldest;
 pub use stage::{Decide, Detect, Prepare, StageError};
 
 /// A message between stages: the payload, the stamp of the sensor data it came from, and when
@@ -32,6 +31,9 @@ pub struct PipelineSettings {
     /// Messages each drop-oldest queue holds before it drops the oldest.
     pub queue_depth: usize,
     pub restart: RestartPolicy,
+    /// Wait for room instead of dropping: for recorded data (a scene file replayed), where a
+    /// fast source must be slowed, not thinned.
+    pub backpressure: bool,
 }
 
 impl Default for PipelineSettings {
@@ -39,6 +41,7 @@ impl Default for PipelineSettings {
         Self {
             queue_depth: 4,
             restart: RestartPolicy::default(),
+            backpressure: false,
         }
     }
 }
@@ -154,9 +157,13 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let (failure_tx, failure) = crossbeam_channel::bounded(1);
         let depth = settings.queue_depth;
-        let (samples_tx, samples_rx) = drop_oldest(depth, dropped("prepare"));
-        let (inputs_tx, inputs_rx) = drop_oldest::<Msg<P::Output>>(depth, dropped("detect"));
-        let (scores_tx, scores_rx) = drop_oldest::<Msg<D::Output>>(depth, dropped("decide"));
+        // Recorded data waits for room (until stop); live data drops its oldest.
+        let wait = settings.backpressure.then(|| stop.clone());
+        let (samples_tx, samples_rx) = channel::queue(depth, dropped("prepare"), wait.clone());
+        let (inputs_tx, inputs_rx) =
+            channel::queue::<Msg<P::Output>>(depth, dropped("detect"), wait.clone());
+        let (scores_tx, scores_rx) =
+            channel::queue::<Msg<D::Output>>(depth, dropped("decide"), wait);
         let mut threads = Vec::new();
 
         let sm = m.clone();

@@ -94,7 +94,7 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"VIGJRNL1";
 pub const SEGMENT_HEADER_BYTES: u64 = 32;
 /// Size of a record header (length, CRC, id).
 pub const RECORD_HEADER_BYTES: u64 = 16;
-/// Largest record payload. An alert's JSON is bounded by its heapless fields to about 3 KiB;
+/// Largest record payload. An alert's JSON is bounded by its heapless fields to about 4 KiB;
 /// a longer length field is damage, not data.
 pub const MAX_RECORD_PAYLOAD: u32 = 8 * 1024;
 /// Largest record, header included.
@@ -1185,6 +1185,7 @@ mod tests {
                 width: 30,
                 height: 40,
                 score: 0.75,
+                map_xy: Some([500_030.0, 4_199_970.0]),
             })
             .unwrap();
         Alert {
@@ -1202,6 +1203,7 @@ mod tests {
             captured_at_ns: 1_700_000_000_000_000_000,
             decided_at_ns: 1_700_000_000_010_000_000,
             regions,
+            threshold_rule: Some(name("cfar-chi2")),
         }
     }
 

@@ -54,5 +54,6 @@ pub fn alert(event: u64) -> Alert {
         captured_at_ns: 0,
         decided_at_ns: 0,
         regions: heapless::Vec::new(),
+        threshold_rule: None,
     }
 }
