@@ -356,10 +356,12 @@ fn tempfile_dir() -> Result<PathBuf, BenchError> {
 }
 
 /// Streaming RX throughput: lines per second at `width` pixels × `bands` bands, refactoring
-/// the covariance on every line (exact causal RX), over `seconds` of synthetic lines.
+/// the covariance every `refresh_every_lines` lines (1 = exact causal RX), over `seconds` of
+/// synthetic lines.
 pub fn streaming_rx_lines_per_s(
     width: usize,
     bands: usize,
+    refresh_every_lines: usize,
     seconds: f64,
 ) -> Result<f64, BenchError> {
     let scene = crate::hsi::synthetic::Scene::generate(&crate::hsi::synthetic::SceneConfig {
@@ -373,7 +375,10 @@ pub fn streaming_rx_lines_per_s(
     let mut rx = crate::hsi::streaming::StreamingRx::new(
         width,
         bands,
-        crate::hsi::streaming::StreamingSettings::default(),
+        crate::hsi::streaming::StreamingSettings {
+            refresh_every_lines,
+            ..Default::default()
+        },
         faer::Par::rayon(2),
     )
     .map_err(setup)?;

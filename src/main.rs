@@ -289,10 +289,12 @@ fn bench(runs: usize, suite: BenchSuite) -> Result<()> {
         for comparison in vigil::bench::hsi_rx(runs.clamp(5, 50))? {
             print(&comparison);
         }
-        let lines_per_s = vigil::bench::streaming_rx_lines_per_s(512, 200, 3.0)?;
-        println!(
-            "streaming RX, 512 px × 200 bands, covariance refactored every line, 2 threads: {lines_per_s:.0} lines/s"
-        );
+        for refresh in [1, 8] {
+            let lines_per_s = vigil::bench::streaming_rx_lines_per_s(512, 200, refresh, 3.0)?;
+            println!(
+                "streaming RX, 512 px × 200 bands, covariance refactored every {refresh} line(s), 2 threads: {lines_per_s:.0} lines/s"
+            );
+        }
     }
     if suite == BenchSuite::Hsi {
         println!("ratio = vigil / peer: below 1 means vigil is faster");

@@ -28,6 +28,17 @@ pub const PINV_RCOND: f64 = 1e-15;
 /// fast path.
 const CHOLESKY_MIN_PIVOT: f64 = 1e-13;
 
+/// Spectra per worker below which splitting a batch costs more than it saves.
+const MIN_SPECTRA_PER_WORKER: usize = 256;
+
+/// Workers a `Par` asks for.
+fn workers(par: Par) -> usize {
+    match par {
+        Par::Seq => 1,
+        Par::Rayon(n) => n.get(),
+    }
+}
+
 /// Running sums for a mean and covariance, merged batch by batch with Chan et al.'s pairwise
 /// update, which stays accurate where the textbook `Σx·xᵀ − n·μ·μᵀ` cancels catastrophically.
 #[derive(Debug, Clone)]
@@ -61,7 +72,34 @@ impl CovarianceAccumulator {
     }
 
     /// Adds a batch of spectra, BIP (`len = k·bands`): a rank-k update of the scatter matrix.
+    /// With more than one worker the batch is cut into one slice per worker, each reduced to
+    /// its own (mean, scatter) on one core and merged here: faer's own threading gains little
+    /// on these tall-and-thin products.
     pub fn add(&mut self, spectra: &[f32]) -> Result<(), HsiError> {
+        let workers = workers(self.par);
+        let count = spectra.len() / self.bands.max(1);
+        if workers > 1
+            && count >= 2 * MIN_SPECTRA_PER_WORKER
+            && spectra.len().is_multiple_of(self.bands)
+        {
+            use rayon::prelude::*;
+            let per_worker = count.div_ceil(workers);
+            let parts = spectra
+                .par_chunks(per_worker * self.bands)
+                .map(|chunk| {
+                    let mut part = CovarianceAccumulator::new(self.bands, Par::Seq);
+                    part.add_sequential(chunk).map(|()| part)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            for part in &parts {
+                self.merge(part)?;
+            }
+            return Ok(());
+        }
+        self.add_sequential(spectra)
+    }
+
+    fn add_sequential(&mut self, spectra: &[f32]) -> Result<(), HsiError> {
         if !spectra.len().is_multiple_of(self.bands) {
             return Err(HsiError::Detector(format!(
                 "a batch of {} values is not a whole number of {}-band spectra",
@@ -254,7 +292,8 @@ impl Background {
     }
 
     /// Squared Mahalanobis distance `(x − μ)ᵀ Σ⁺ (x − μ)` of every spectrum in `spectra` (BIP),
-    /// written to `scores` (one per spectrum).
+    /// written to `scores` (one per spectrum); split across workers like
+    /// [`CovarianceAccumulator::add`].
     pub fn score_into(&self, spectra: &[f32], scores: &mut [f32]) -> Result<(), HsiError> {
         let bands = self.bands();
         let count = spectra.len() / bands;
@@ -268,6 +307,21 @@ impl Background {
         if count == 0 {
             return Ok(());
         }
+        let workers = workers(self.par);
+        if workers > 1 && count >= 2 * MIN_SPECTRA_PER_WORKER {
+            use rayon::prelude::*;
+            let per_worker = count.div_ceil(workers);
+            return spectra
+                .par_chunks(per_worker * bands)
+                .zip(scores.par_chunks_mut(per_worker))
+                .try_for_each(|(chunk, out)| self.score_sequential(chunk, out));
+        }
+        self.score_sequential(spectra, scores)
+    }
+
+    fn score_sequential(&self, spectra: &[f32], scores: &mut [f32]) -> Result<(), HsiError> {
+        let bands = self.bands();
+        let count = scores.len();
         let mean32: Vec<f32> = self.mean.iter().map(|&m| m as f32).collect();
         let mut centred = Vec::with_capacity(spectra.len());
         for spectrum in spectra.chunks_exact(bands) {
@@ -288,7 +342,7 @@ impl Background {
                     centred,
                     BlockStructure::Rectangular,
                     1.0,
-                    self.par,
+                    Par::Seq,
                 );
                 for (score, column) in scores.iter_mut().zip(projected.col_iter()) {
                     *score = column.iter().map(|v| v * v).sum();
@@ -308,7 +362,7 @@ impl Background {
                     centred,
                     BlockStructure::Rectangular,
                     1.0,
-                    self.par,
+                    Par::Seq,
                 );
                 for (score, column) in scores.iter_mut().zip(projected.col_iter()) {
                     *score = column
