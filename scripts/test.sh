@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then lints, runs every test on x86_64, and runs
-# the library's tests (tract's NEON kernels included) for aarch64 under qemu-user.
+# the library's tests (tract's NEON kernels included), YAMNet parity and the hyperspectral
+# detectors for aarch64 under qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -23,6 +24,11 @@ $train toy quantize "$work/run"
 $train toy eval "$work/run"
 $train mobilenet convert --out "$work/mobilenet"
 $train mobilenet classify --model "$work/mobilenet/mobilenet_v2.onnx" models/cache/photos/*.png
+# Hyperspectral: a HAD100-layout set mixed from earthlib's spectra, scored from the command line,
+# and a real ABU scene through SLRX with its anomaly map.
+$train fers make-data --out "$work/fers" --train 2 --test 2 --size 32 --bands 50
+target/release/vigil hsi "$work/fers/test/synthetic/test_0000.npy" --scores "$work/fers/scores.npy"
+target/release/vigil hsi ../shared/data/hsi/abu-urban-1.mat --detector slrx --map "$work/urban-1.png"
 pyref=target/pyref
 if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
   python3 -m venv "$pyref"
@@ -34,4 +40,5 @@ fi
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
-cargo test --release --target aarch64-unknown-linux-gnu --no-default-features --lib --test yamnet_parity
+cargo test --release --target aarch64-unknown-linux-gnu --no-default-features --lib --test yamnet_parity \
+  --test hsi_detectors

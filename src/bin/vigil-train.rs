@@ -55,10 +55,52 @@ enum Family {
         #[arg(long, default_value_t = 1)]
         score_index: usize,
     },
+    /// FERS-edge, the hyperspectral family: training data so far.
+    Fers {
+        #[command(subcommand)]
+        command: FersCommand,
+    },
     /// MobileNetV2, the ImageNet backbone: conversion from torchvision weights.
     Mobilenet {
         #[command(subcommand)]
         command: MobileNetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FersCommand {
+    /// Write a HAD100-layout set mixed from measured spectra: background-only training cubes,
+    /// and test scenes with implanted sub-pixel targets and their ground-truth PNGs.
+    MakeData {
+        #[arg(long)]
+        out: PathBuf,
+        /// An ENVI spectral library (scripts/fetch-spectra.sh fetches earthlib's).
+        #[arg(long, default_value = "models/cache/spectra/earthlib/spectra.sli.hdr")]
+        library: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        train: usize,
+        #[arg(long, default_value_t = 16)]
+        test: usize,
+        /// Scene side in pixels (HAD100's is 64).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 200)]
+        bands: usize,
+        /// Targets per test scene, and the fraction of their pixel they cover.
+        #[arg(long, default_value_t = 8)]
+        targets: usize,
+        #[arg(long, default_value_t = 0.3)]
+        fill: f64,
+        /// Library classes of the background and of the targets.
+        #[arg(long, default_value = "pervious")]
+        background: String,
+        #[arg(long, default_value = "impervious")]
+        target: String,
+        /// Folder under train/, test/, ground_truth/.
+        #[arg(long, default_value = "synthetic")]
+        sensor: String,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
     },
 }
 
@@ -160,6 +202,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.family {
         Family::Toy { command } => run_toy(command),
         Family::Mobilenet { command } => run_mobilenet(command),
+        Family::Fers { command } => run_fers(command),
         Family::Quantize {
             model,
             calibration,
@@ -405,4 +448,60 @@ fn run_toy(command: ToyCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn run_fers(command: FersCommand) -> Result<()> {
+    match command {
+        FersCommand::MakeData {
+            out,
+            library,
+            train,
+            test,
+            size,
+            bands,
+            targets,
+            fill,
+            background,
+            target,
+            sensor,
+            seed,
+        } => {
+            use vigil::hsi::had100::{SyntheticSet, make_synthetic};
+            use vigil::hsi::library::SpectralLibrary;
+            use vigil::hsi::synthetic::SceneConfig;
+            let library = SpectralLibrary::read_envi(&library).with_context(|| {
+                format!(
+                    "cannot read {} (scripts/fetch-spectra.sh fetches it)",
+                    library.display()
+                )
+            })?;
+            let first = library.wavelengths.first().copied().unwrap_or_default();
+            let last = library.wavelengths.last().copied().unwrap_or_default();
+            let set = SyntheticSet {
+                scene: SceneConfig {
+                    rows: size,
+                    cols: size,
+                    bands,
+                    targets,
+                    target_fraction: fill,
+                    // The library's full range, sampled evenly like an imaging spectrometer.
+                    wavelength_range: (first, last),
+                    seed,
+                    ..SceneConfig::default()
+                },
+                train_scenes: train,
+                test_scenes: test,
+                background_class: background,
+                target_class: target,
+                sensor,
+            };
+            make_synthetic(&out, &library, &set)?;
+            println!(
+                "{}: {train} training and {test} test scenes of {size}×{size}×{bands} ({first:.0}–{last:.0} nm) from {} spectra",
+                out.display(),
+                library.materials.len()
+            );
+            Ok(())
+        }
+    }
 }

@@ -144,7 +144,7 @@ pub struct EnviHeader {
     pub interleave: Interleave,
     /// Little-endian when the header does not say (single-byte files often leave it out).
     pub byte_order: ByteOrder,
-    /// One centre per band; the header is refused when the count differs from `bands`.
+    /// One centre per band (per sample in a spectral library); a count that differs is refused.
     pub wavelength: Option<Vec<f64>>,
     pub wavelength_units: Option<String>,
     pub band_names: Option<Vec<String>>,
@@ -158,6 +158,12 @@ pub struct EnviHeader {
 
 impl EnviHeader {
     /// The raw value of `key` (lower case, single spaces), the last one when it repeats.
+    /// `file type = ENVI Spectral Library`: one spectrum per line, wavelengths along samples.
+    pub fn is_spectral_library(&self) -> bool {
+        self.field("file type")
+            .is_some_and(|t| t.to_ascii_lowercase().contains("spectral library"))
+    }
+
     pub fn field(&self, key: &str) -> Option<&str> {
         self.fields
             .iter()
@@ -224,8 +230,10 @@ pub fn read(path: &Path) -> Result<Cube, HsiError> {
         to_bip(&header, raw),
     )
     .map_err(|e| e.in_file(&data_path))?;
-    cube.wavelengths = header.wavelength;
-    cube.map_info = header.map_info;
+    cube.map_info = header.map_info.clone();
+    if !header.is_spectral_library() {
+        cube.wavelengths = header.wavelength;
+    }
     Ok(cube)
 }
 
@@ -471,11 +479,19 @@ fn interpret(fields: Vec<(String, String)>) -> Result<EnviHeader, String> {
     let wavelength = get("wavelength")
         .map(|v| parse_numbers("wavelength", v))
         .transpose()?;
+    // A spectral library stores one spectrum per line, so its wavelengths run along samples.
+    let library =
+        get("file type").is_some_and(|t| t.to_ascii_lowercase().contains("spectral library"));
+    let (axis, axis_len) = if library {
+        ("samples", samples)
+    } else {
+        ("bands", bands)
+    };
     if let Some(w) = &wavelength
-        && w.len() != bands
+        && w.len() != axis_len
     {
         return Err(format!(
-            "the header lists {} wavelengths for {bands} bands",
+            "the header lists {} wavelengths for {axis_len} {axis}",
             w.len()
         ));
     }
@@ -515,7 +531,7 @@ fn parse_number(key: &str, value: &str) -> Result<f64, String> {
         .map_err(|_| format!("`{key} = {value}` is not a number"))
 }
 
-fn split_list(value: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim)
 }
 

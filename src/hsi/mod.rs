@@ -9,6 +9,8 @@
 pub mod background;
 pub mod detect;
 pub mod envi;
+pub mod had100;
+pub mod library;
 pub mod local;
 pub mod mat;
 pub mod streaming;

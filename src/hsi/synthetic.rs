@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::library::SpectralLibrary;
 use super::{Cube, HsiError, MapInfo};
 use crate::rng::SplitMix64;
 
@@ -82,108 +83,173 @@ fn material_spectrum(rng: &mut SplitMix64, wavelengths: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+fn check(config: &SceneConfig) -> Result<(), HsiError> {
+    let SceneConfig {
+        rows, cols, bands, ..
+    } = *config;
+    if rows < 4 || cols < 4 || bands < 2 || config.materials < 1 {
+        return Err(HsiError::Detector(format!(
+            "a synthetic scene needs at least 4×4 pixels, 2 bands and 1 material, got {rows}×{cols}×{bands} with {}",
+            config.materials
+        )));
+    }
+    if config.targets > rows * cols / 9 {
+        return Err(HsiError::Detector(format!(
+            "{} targets do not fit sparsely in {rows}×{cols} pixels",
+            config.targets
+        )));
+    }
+    Ok(())
+}
+
+fn band_centres(config: &SceneConfig) -> Vec<f64> {
+    let (w0, w1) = config.wavelength_range;
+    (0..config.bands)
+        .map(|b| w0 + (w1 - w0) * b as f64 / (config.bands - 1) as f64)
+        .collect()
+}
+
+/// Mixes `materials` with smooth abundance fields, implants `targets[i % len]` at sparse
+/// pixels, adds noise and scales to radiance-like integers.
+fn compose(
+    config: &SceneConfig,
+    wavelengths: Vec<f64>,
+    materials: &[Vec<f64>],
+    targets: &[Vec<f64>],
+    rng: &mut SplitMix64,
+) -> Result<Scene, HsiError> {
+    let SceneConfig {
+        rows, cols, bands, ..
+    } = *config;
+    // Smooth abundance fields: each material's weight is a sum of two random plane waves,
+    // so fields, roads and roofs come out as patches rather than salt and pepper.
+    let waves: Vec<[f64; 6]> = materials
+        .iter()
+        .map(|_| {
+            [
+                rng.range(0.02, 0.12),
+                rng.range(0.02, 0.12),
+                rng.range(0.0, 6.3),
+                rng.range(0.02, 0.12),
+                rng.range(0.0, 6.3),
+                rng.range(0.5, 1.5),
+            ]
+        })
+        .collect();
+    let mut positions: Vec<(usize, usize)> = Vec::with_capacity(config.targets);
+    let mut target_at = vec![None; rows * cols];
+    while positions.len() < config.targets {
+        let (r, c) = (2 + rng.below(rows - 4), 2 + rng.below(cols - 4));
+        // Keep targets apart, so each is its own alert.
+        if positions
+            .iter()
+            .all(|&(tr, tc)| tr.abs_diff(r) > 2 || tc.abs_diff(c) > 2)
+        {
+            target_at[r * cols + c] = Some(positions.len() % targets.len().max(1));
+            positions.push((r, c));
+        }
+    }
+    let mut data = Vec::with_capacity(rows * cols * bands);
+    for r in 0..rows {
+        for c in 0..cols {
+            let weights: Vec<f64> = waves
+                .iter()
+                .map(|w| {
+                    let v = (w[0] * r as f64 + w[1] * c as f64 + w[2]).sin()
+                        + (w[3] * (r + c) as f64 + w[4]).cos();
+                    (w[5] * v).exp()
+                })
+                .collect();
+            let total: f64 = weights.iter().sum();
+            let target = target_at[r * cols + c].map(|t| &targets[t]);
+            let fraction = if target.is_some() {
+                config.target_fraction
+            } else {
+                0.0
+            };
+            for b in 0..bands {
+                let background: f64 = weights
+                    .iter()
+                    .zip(materials)
+                    .map(|(w, m)| w / total * m[b])
+                    .sum();
+                let implanted = target.map_or(0.0, |t| t[b]);
+                let value = (1.0 - fraction) * background
+                    + fraction * implanted
+                    + config.noise * rng.normal();
+                data.push((value * 10_000.0).round() as f32);
+            }
+        }
+    }
+    let mut cube = Cube::from_bip(rows, cols, bands, data)?;
+    cube.wavelengths = Some(wavelengths);
+    cube.map_info = Some(MapInfo {
+        projection: "UTM".into(),
+        reference_pixel: (1.0, 1.0),
+        reference_easting_northing: (500_000.0, 4_200_000.0),
+        pixel_size: (3.0, 3.0),
+        rest: vec![
+            "13".into(),
+            "North".into(),
+            "WGS-84".into(),
+            "units=Meters".into(),
+        ],
+    });
+    let labels = target_at.iter().map(Option::is_some).collect();
+    Ok(Scene {
+        cube,
+        labels,
+        targets: positions,
+    })
+}
+
 impl Scene {
+    /// A scene mixed from made-up smooth spectra: needs no data, for the demo and benchmarks.
     pub fn generate(config: &SceneConfig) -> Result<Scene, HsiError> {
-        let SceneConfig {
-            rows, cols, bands, ..
-        } = *config;
-        if rows < 4 || cols < 4 || bands < 2 || config.materials < 1 {
-            return Err(HsiError::Detector(format!(
-                "a synthetic scene needs at least 4×4 pixels, 2 bands and 1 material, got {rows}×{cols}×{bands} with {}",
-                config.materials
-            )));
-        }
-        if config.targets > rows * cols / 4 {
-            return Err(HsiError::Detector(format!(
-                "{} targets do not fit sparsely in {rows}×{cols} pixels",
-                config.targets
-            )));
-        }
+        check(config)?;
         let mut rng = SplitMix64::new(config.seed);
-        let (w0, w1) = config.wavelength_range;
-        let wavelengths: Vec<f64> = (0..bands)
-            .map(|b| w0 + (w1 - w0) * b as f64 / (bands - 1) as f64)
-            .collect();
+        let wavelengths = band_centres(config);
         let materials: Vec<Vec<f64>> = (0..config.materials)
             .map(|_| material_spectrum(&mut rng, &wavelengths))
             .collect();
         let target = material_spectrum(&mut rng, &wavelengths);
-        // Smooth abundance fields: each material's weight is a sum of two random plane waves,
-        // so fields, roads and roofs come out as patches rather than salt and pepper.
-        let waves: Vec<[f64; 6]> = (0..config.materials)
-            .map(|_| {
-                [
-                    rng.range(0.02, 0.12),
-                    rng.range(0.02, 0.12),
-                    rng.range(0.0, 6.3),
-                    rng.range(0.02, 0.12),
-                    rng.range(0.0, 6.3),
-                    rng.range(0.5, 1.5),
-                ]
-            })
-            .collect();
-        let mut targets = Vec::with_capacity(config.targets);
-        let mut labels = vec![false; rows * cols];
-        while targets.len() < config.targets {
-            let (r, c) = (2 + rng.below(rows - 4), 2 + rng.below(cols - 4));
-            // Keep targets apart, so each is its own alert.
-            if targets
-                .iter()
-                .all(|&(tr, tc): &(usize, usize)| tr.abs_diff(r) > 2 || tc.abs_diff(c) > 2)
-            {
-                targets.push((r, c));
-                labels[r * cols + c] = true;
-            }
-        }
-        let mut data = Vec::with_capacity(rows * cols * bands);
-        for r in 0..rows {
-            for c in 0..cols {
-                let weights: Vec<f64> = waves
-                    .iter()
-                    .map(|w| {
-                        let v = (w[0] * r as f64 + w[1] * c as f64 + w[2]).sin()
-                            + (w[3] * (r + c) as f64 + w[4]).cos();
-                        (w[5] * v).exp()
-                    })
-                    .collect();
-                let total: f64 = weights.iter().sum();
-                let fraction = if labels[r * cols + c] {
-                    config.target_fraction
-                } else {
-                    0.0
-                };
-                for b in 0..bands {
-                    let background: f64 = weights
-                        .iter()
-                        .zip(&materials)
-                        .map(|(w, m)| w / total * m[b])
-                        .sum();
-                    let value = (1.0 - fraction) * background
-                        + fraction * target[b]
-                        + config.noise * rng.normal();
-                    data.push((value * 10_000.0).round() as f32);
+        compose(config, wavelengths, &materials, &[target], &mut rng)
+    }
+
+    /// A scene mixed from measured spectra: `config.materials` background materials drawn from
+    /// the library's `background_class` (say `pervious`: soil, vegetation) and targets drawn
+    /// from `target_class` (say `impervious`: roofs, roads, paint, metal), one material each.
+    pub fn generate_from(
+        config: &SceneConfig,
+        library: &SpectralLibrary,
+        background_class: &str,
+        target_class: &str,
+    ) -> Result<Scene, HsiError> {
+        check(config)?;
+        let mut rng = SplitMix64::new(config.seed);
+        let wavelengths = band_centres(config);
+        let library = library.resample(&wavelengths)?;
+        let pick =
+            |class: &str, count: usize, rng: &mut SplitMix64| -> Result<Vec<Vec<f64>>, HsiError> {
+                let pool = library.of_class(class);
+                if pool.is_empty() {
+                    return Err(HsiError::Detector(format!(
+                        "the spectral library has no material of class {class:?}"
+                    )));
                 }
-            }
-        }
-        let mut cube = Cube::from_bip(rows, cols, bands, data)?;
-        cube.wavelengths = Some(wavelengths);
-        cube.map_info = Some(MapInfo {
-            projection: "UTM".into(),
-            reference_pixel: (1.0, 1.0),
-            reference_easting_northing: (500_000.0, 4_200_000.0),
-            pixel_size: (3.0, 3.0),
-            rest: vec![
-                "13".into(),
-                "North".into(),
-                "WGS-84".into(),
-                "units=Meters".into(),
-            ],
-        });
-        Ok(Scene {
-            cube,
-            labels,
-            targets,
-        })
+                Ok((0..count)
+                    .map(|_| {
+                        pool[rng.below(pool.len())]
+                            .reflectance
+                            .iter()
+                            .map(|&r| f64::from(r))
+                            .collect()
+                    })
+                    .collect())
+            };
+        let materials = pick(background_class, config.materials, &mut rng)?;
+        let targets = pick(target_class, config.targets.max(1), &mut rng)?;
+        compose(config, wavelengths, &materials, &targets, &mut rng)
     }
 
     /// Writes the cube as ENVI int16 BIL (`<dir>/<name>.bil` + `.hdr`), with wavelengths and

@@ -1,0 +1,329 @@
+//! The HAD100 dataset layout (AETNet, TGRS 2023), which FERS's loaders read, so that a user with
+//! HAD100 trains and evaluates on it as the paper does, and vigil's own synthetic sets can be
+//! written the same way:
+//!
+//! ```text
+//! <root>/train/<sensor>/<stem>.npy          background-only cubes, H×W×B
+//! <root>/test/<sensor>/<stem>.npy           test scenes
+//! <root>/ground_truth/<sensor>/<stem>.png   their anomaly maps
+//! ```
+//!
+//! Ground-truth PNGs are matched to scenes by stem, never by directory order; in a colour PNG
+//! channel 1 (green) marks anomalies as the FERS loader reads it, in a grey one the only channel
+//! does; 255 is anomalous.
+
+use std::path::{Path, PathBuf};
+
+use super::library::SpectralLibrary;
+use super::synthetic::{Scene, SceneConfig};
+use super::{Cube, HsiError};
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> HsiError + '_ {
+    move |source| HsiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn format_error(path: &Path, detail: impl Into<String>) -> HsiError {
+    HsiError::Format {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+/// `.npy` files of a folder, sorted by name.
+fn cubes_in(dir: &Path) -> Result<Vec<PathBuf>, HsiError> {
+    let mut cubes: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_error(dir))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+        .collect();
+    cubes.sort();
+    if cubes.is_empty() {
+        return Err(format_error(dir, "holds no .npy cube"));
+    }
+    Ok(cubes)
+}
+
+/// The background-only training cubes of `sensor`.
+pub fn train_cubes(root: &Path, sensor: &str) -> Result<Vec<PathBuf>, HsiError> {
+    cubes_in(&root.join("train").join(sensor))
+}
+
+/// A test scene and its ground truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestScene {
+    pub cube: PathBuf,
+    pub ground_truth: PathBuf,
+}
+
+/// The test scenes of `sensor`, each paired with `ground_truth/<sensor>/<stem>.png`; a scene
+/// without its map, or a map without its scene, is an error naming the file.
+pub fn test_scenes(root: &Path, sensor: &str) -> Result<Vec<TestScene>, HsiError> {
+    let truth_dir = root.join("ground_truth").join(sensor);
+    let scenes: Vec<TestScene> = cubes_in(&root.join("test").join(sensor))?
+        .into_iter()
+        .map(|cube| {
+            let stem = cube.file_stem().unwrap_or_default().to_os_string();
+            let ground_truth = truth_dir.join(stem).with_extension("png");
+            TestScene { cube, ground_truth }
+        })
+        .collect();
+    if let Some(missing) = scenes.iter().find(|s| !s.ground_truth.exists()) {
+        return Err(format_error(
+            &missing.cube,
+            format!(
+                "has no ground truth: {} is missing",
+                missing.ground_truth.display()
+            ),
+        ));
+    }
+    if let Ok(entries) = std::fs::read_dir(&truth_dir) {
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "png")
+                && !scenes.iter().any(|s| s.ground_truth == path)
+            {
+                return Err(format_error(
+                    &path,
+                    "is a ground truth without a test scene",
+                ));
+            }
+        }
+    }
+    Ok(scenes)
+}
+
+/// Reads an anomaly map: `rows × cols` labels, row-major.
+pub fn read_ground_truth(path: &Path) -> Result<(usize, usize, Vec<bool>), HsiError> {
+    let file = std::fs::File::open(path).map_err(io_error(path))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder
+        .read_info()
+        .map_err(|e| format_error(path, e.to_string()))?;
+    let mut pixels = vec![
+        0;
+        reader
+            .output_buffer_size()
+            .ok_or_else(|| format_error(path, "image too large"))?
+    ];
+    let frame = reader
+        .next_frame(&mut pixels)
+        .map_err(|e| format_error(path, e.to_string()))?;
+    let channels = frame.color_type.samples();
+    let channel = if channels >= 3 { 1 } else { 0 };
+    let (cols, rows) = (frame.width as usize, frame.height as usize);
+    let labels = pixels[..frame.buffer_size()]
+        .chunks_exact(channels)
+        .map(|pixel| pixel[channel] == 255)
+        .collect();
+    Ok((rows, cols, labels))
+}
+
+/// A test scene's cube and labels, checked to have the same size.
+pub fn read_test_scene(scene: &TestScene) -> Result<(Cube, Vec<bool>), HsiError> {
+    let cube = super::read_npy_cube(&scene.cube)?;
+    let (rows, cols, labels) = read_ground_truth(&scene.ground_truth)?;
+    if (rows, cols) != (cube.rows(), cube.cols()) {
+        return Err(format_error(
+            &scene.ground_truth,
+            format!(
+                "is {rows}×{cols}, its scene {} is {}×{}",
+                scene.cube.display(),
+                cube.rows(),
+                cube.cols()
+            ),
+        ));
+    }
+    Ok((cube, labels))
+}
+
+fn write_cube(path: &Path, cube: &Cube) -> Result<(), HsiError> {
+    crate::io::npy::write_npy(path, &[cube.rows(), cube.cols(), cube.bands()], cube.data())
+        .map_err(|e| format_error(path, e.kind.to_string()))
+}
+
+fn write_ground_truth(
+    path: &Path,
+    rows: usize,
+    cols: usize,
+    labels: &[bool],
+) -> Result<(), HsiError> {
+    let file = std::fs::File::create(path).map_err(io_error(path))?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), cols as u32, rows as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let rgb: Vec<u8> = labels
+        .iter()
+        .flat_map(|&l| if l { [255u8; 3] } else { [0u8; 3] })
+        .collect();
+    let mut writer = encoder
+        .write_header()
+        .map_err(|e| format_error(path, e.to_string()))?;
+    writer
+        .write_image_data(&rgb)
+        .map_err(|e| format_error(path, e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| format_error(path, e.to_string()))
+}
+
+/// What [`make_synthetic`] writes.
+#[derive(Debug, Clone)]
+pub struct SyntheticSet {
+    /// Scene shape, fill, noise; `seed` is the set's seed, each scene derives its own.
+    pub scene: SceneConfig,
+    pub train_scenes: usize,
+    pub test_scenes: usize,
+    /// Library class of background materials (earthlib: `pervious`).
+    pub background_class: String,
+    /// Library class of implanted targets (earthlib: `impervious`).
+    pub target_class: String,
+    /// Folder name under train/, test/ and ground_truth/.
+    pub sensor: String,
+}
+
+/// Writes a HAD100-layout set mixed from `library`: training cubes with no targets at all (FERS
+/// trains on background only), test scenes with implanted sub-pixel targets and their maps.
+/// Refuses to write into a folder that already holds the sensor's data.
+pub fn make_synthetic(
+    root: &Path,
+    library: &SpectralLibrary,
+    set: &SyntheticSet,
+) -> Result<(), HsiError> {
+    let dirs = ["train", "test", "ground_truth"].map(|split| root.join(split).join(&set.sensor));
+    if let Some(existing) = dirs.iter().find(|d| d.exists()) {
+        return Err(format_error(
+            existing,
+            "already exists; choose a new folder",
+        ));
+    }
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    }
+    let [train, test, truth] = &dirs;
+    for i in 0..set.train_scenes {
+        let config = SceneConfig {
+            targets: 0,
+            seed: crate::rng::SplitMix64::derive(set.scene.seed, i as u64).next_u64(),
+            ..set.scene.clone()
+        };
+        let scene =
+            Scene::generate_from(&config, library, &set.background_class, &set.target_class)?;
+        write_cube(&train.join(format!("train_{i:04}.npy")), &scene.cube)?;
+    }
+    for i in 0..set.test_scenes {
+        let config = SceneConfig {
+            seed: crate::rng::SplitMix64::derive(set.scene.seed, (1 << 32) + i as u64).next_u64(),
+            ..set.scene.clone()
+        };
+        let scene =
+            Scene::generate_from(&config, library, &set.background_class, &set.target_class)?;
+        let stem = format!("test_{i:04}");
+        write_cube(&test.join(format!("{stem}.npy")), &scene.cube)?;
+        write_ground_truth(
+            &truth.join(format!("{stem}.png")),
+            scene.cube.rows(),
+            scene.cube.cols(),
+            &scene.labels,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hsi::library::Material;
+
+    fn library() -> SpectralLibrary {
+        let wavelengths: Vec<f64> = (0..50).map(|i| 400.0 + 40.0 * i as f64).collect();
+        let material = |name: &str, class: &str, f: &dyn Fn(f64) -> f64| Material {
+            name: name.into(),
+            classes: vec![class.into()],
+            reflectance: wavelengths.iter().map(|&w| f(w) as f32).collect(),
+        };
+        SpectralLibrary {
+            materials: vec![
+                material("grass", "pervious", &|w| {
+                    0.05 + 0.4 / (1.0 + (-(w - 720.0) / 20.0).exp())
+                }),
+                material("soil", "pervious", &|w| 0.1 + 0.2 * (w - 400.0) / 2000.0),
+                material("paint", "impervious", &|w| {
+                    0.3 + 0.2 * ((w - 400.0) / 300.0).sin()
+                }),
+            ],
+            wavelengths,
+        }
+    }
+
+    fn set() -> SyntheticSet {
+        SyntheticSet {
+            scene: SceneConfig {
+                rows: 16,
+                cols: 16,
+                bands: 20,
+                materials: 2,
+                targets: 3,
+                wavelength_range: (400.0, 2300.0),
+                ..Default::default()
+            },
+            train_scenes: 3,
+            test_scenes: 2,
+            background_class: "pervious".into(),
+            target_class: "impervious".into(),
+            sensor: "synthetic".into(),
+        }
+    }
+
+    #[test]
+    fn a_written_set_reads_back_paired_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        make_synthetic(dir.path(), &library(), &set()).unwrap();
+        assert_eq!(train_cubes(dir.path(), "synthetic").unwrap().len(), 3);
+        let scenes = test_scenes(dir.path(), "synthetic").unwrap();
+        assert_eq!(scenes.len(), 2);
+        for scene in &scenes {
+            let (cube, labels) = read_test_scene(scene).unwrap();
+            assert_eq!((cube.rows(), cube.cols(), cube.bands()), (16, 16, 20));
+            assert_eq!(labels.iter().filter(|&&l| l).count(), 3);
+        }
+        // Writing a second set over the first is refused.
+        let message = make_synthetic(dir.path(), &library(), &set())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("already exists"), "{message}");
+    }
+
+    #[test]
+    fn unpaired_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        make_synthetic(dir.path(), &library(), &set()).unwrap();
+        let truth = dir.path().join("ground_truth/synthetic/test_0001.png");
+        std::fs::rename(&truth, dir.path().join("ground_truth/synthetic/other.png")).unwrap();
+        let message = test_scenes(dir.path(), "synthetic")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("test_0001.png is missing"), "{message}");
+        std::fs::copy(dir.path().join("ground_truth/synthetic/other.png"), &truth).unwrap();
+        let message = test_scenes(dir.path(), "synthetic")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("other.png") && message.contains("without a test scene"),
+            "{message}"
+        );
+        std::fs::remove_file(dir.path().join("ground_truth/synthetic/other.png")).unwrap();
+        std::fs::write(&truth, b"\x89PNG truncated").unwrap();
+        let message = read_test_scene(&test_scenes(dir.path(), "synthetic").unwrap()[1])
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("test_0001.png"), "{message}");
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(empty.path().join("train/x")).unwrap();
+        let message = train_cubes(empty.path(), "x").unwrap_err().to_string();
+        assert!(message.contains("no .npy"), "{message}");
+    }
+}
