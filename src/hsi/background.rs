@@ -4,13 +4,13 @@
 //! Precision is split by where it matters. ABU scenes have covariance condition numbers near
 //! 1e9, so a float32 covariance loses the smallest eigen-directions (beach-1's AUC falls from
 //! 0.9807 to 0.9638): the covariance and its factorisation are float64. Once the covariance is
-//! factored, projecting spectra through the inverse factor loses only ~1e-6 relative in float32,
-//! which leaves every ABU AUC unchanged to 1e-5, so the O(N·B²) projection runs in float32.
+//! factored, whitening spectra with the factor loses only ~1e-6 relative in float32, which leaves
+//! every ABU AUC unchanged to 1e-5, so the O(N·B²) whitening runs in float32.
 //!
 //! The inverse follows the Moore–Penrose pseudo-inverse with NumPy's `rcond = 1e-15` that the
 //! FERS code uses. When the covariance is safely positive definite the pseudo-inverse *is* the
-//! inverse, and a Cholesky factor `Σ = L·Lᵀ` gives `d² = ‖L⁻¹(x − μ)‖²` with a triangular
-//! product (half the flops of a dense one). A singular or nearly singular covariance (fewer
+//! inverse, and a Cholesky factor `Σ = L·Lᵀ` gives `d² = ‖y‖²` with `L·y = x − μ`, a triangular
+//! solve (half the flops of a dense product). A singular or nearly singular covariance (fewer
 //! pixels than bands, duplicated bands) takes the eigendecomposition path instead, which drops
 //! the directions below the cut-off exactly as `pinv` does.
 
@@ -199,11 +199,24 @@ impl CovarianceAccumulator {
             )));
         }
         let scale = 1.0 / (self.count as f64 - 1.0);
-        Ok(Mat::from_fn(self.bands, self.bands, |i, j| {
-            // Only the lower triangle was accumulated.
-            let (r, c) = if i >= j { (i, j) } else { (j, i) };
-            self.scatter[(r, c)] * scale + if i == j { ridge } else { 0.0 }
-        }))
+        let bands = self.bands;
+        // Only the lower triangle was accumulated; copy it column by column (contiguous in
+        // faer's column-major storage), then mirror.
+        let mut covariance = Mat::<f64>::zeros(bands, bands);
+        for j in 0..bands {
+            let source = self.scatter.col(j);
+            let mut target = covariance.col_mut(j);
+            for i in j..bands {
+                target[i] = source[i] * scale;
+            }
+            target[j] += ridge;
+        }
+        for j in 0..bands {
+            for i in 0..j {
+                covariance[(i, j)] = covariance[(j, i)];
+            }
+        }
+        Ok(covariance)
     }
 
     /// Mean and unbiased covariance of everything added, factored for scoring.
@@ -223,8 +236,9 @@ pub struct Background {
 
 #[derive(Debug, Clone)]
 enum Whitening {
-    /// `L⁻¹` of the Cholesky factor, lower triangular, B×B.
-    InverseCholesky(Mat<f32>),
+    /// The Cholesky factor `L` (lower triangular, B×B); spectra are whitened by solving
+    /// `L·y = x − μ`, which at 200 bands costs less than forming `L⁻¹` and multiplying.
+    Cholesky(Mat<f32>),
     /// Eigenvectors kept by the pinv cut-off as rows (r×B), and their reciprocal eigenvalues.
     Eigen {
         basis: Mat<f32>,
@@ -259,7 +273,7 @@ impl Background {
                 "every band is constant: the background has no variance to measure against".into(),
             ));
         }
-        let whitening = match cholesky_whitening(covariance, largest_variance, par) {
+        let whitening = match cholesky_whitening(covariance, largest_variance) {
             Some(w) => w,
             None => eigen_whitening(covariance)?,
         };
@@ -286,7 +300,7 @@ impl Background {
     /// Whether the covariance was singular enough to need the pseudo-inverse; the rank kept.
     pub fn pseudo_inverse_rank(&self) -> Option<usize> {
         match &self.whitening {
-            Whitening::InverseCholesky(_) => None,
+            Whitening::Cholesky(_) => None,
             Whitening::Eigen { basis, .. } => Some(basis.nrows()),
         }
     }
@@ -329,22 +343,14 @@ impl Background {
         }
         let centred = MatRef::from_column_major_slice(&centred, bands, count);
         match &self.whitening {
-            Whitening::InverseCholesky(inverse) => {
-                let mut projected = Mat::<f32>::zeros(bands, count);
-                matmul(
-                    projected.as_mut(),
-                    BlockStructure::Rectangular,
-                    Accum::Replace,
-                    inverse.as_ref(),
-                    // faer's dense kernel beats its triangular one here (10 against 20 ms
-                    // at 205 bands × 10 000 pixels) although it multiplies the zero half.
-                    BlockStructure::Rectangular,
-                    centred,
-                    BlockStructure::Rectangular,
-                    1.0,
+            Whitening::Cholesky(lower) => {
+                let mut whitened = centred.to_owned();
+                faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+                    lower.as_ref(),
+                    whitened.as_mut(),
                     Par::Seq,
                 );
-                for (score, column) in scores.iter_mut().zip(projected.col_iter()) {
+                for (score, column) in scores.iter_mut().zip(whitened.col_iter()) {
                     *score = column.iter().map(|v| v * v).sum();
                 }
             }
@@ -384,11 +390,7 @@ impl Background {
     }
 }
 
-fn cholesky_whitening(
-    covariance: MatRef<'_, f64>,
-    largest_variance: f64,
-    par: Par,
-) -> Option<Whitening> {
+fn cholesky_whitening(covariance: MatRef<'_, f64>, largest_variance: f64) -> Option<Whitening> {
     let factor = covariance.llt(Side::Lower).ok()?;
     let lower = factor.L();
     let bands = lower.nrows();
@@ -398,15 +400,9 @@ fn cholesky_whitening(
     if smallest_pivot < CHOLESKY_MIN_PIVOT * largest_variance {
         return None;
     }
-    let mut inverse = Mat::<f64>::zeros(bands, bands);
-    faer::linalg::triangular_inverse::invert_lower_triangular(inverse.as_mut(), lower, par);
-    Some(Whitening::InverseCholesky(Mat::from_fn(
-        bands,
-        bands,
-        |i, j| {
-            if i >= j { inverse[(i, j)] as f32 } else { 0.0 }
-        },
-    )))
+    Some(Whitening::Cholesky(Mat::from_fn(bands, bands, |i, j| {
+        if i >= j { lower[(i, j)] as f32 } else { 0.0 }
+    })))
 }
 
 fn eigen_whitening(covariance: MatRef<'_, f64>) -> Result<Whitening, HsiError> {
