@@ -260,3 +260,55 @@ impl HsiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bands_keeps_the_front_and_refuses_more_than_there_are() {
+        let mut cube = Cube::from_bip(1, 2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        cube.wavelengths = Some(vec![400.0, 500.0, 600.0]);
+        let front = cube.first_bands(2).unwrap();
+        assert_eq!(front.data(), [1.0, 2.0, 4.0, 5.0]);
+        assert_eq!(front.wavelengths.as_deref(), Some(&[400.0, 500.0][..]));
+        let message = cube.first_bands(50).unwrap_err().to_string();
+        assert!(
+            message.contains("50 bands are needed, the cube has 3"),
+            "{message}"
+        );
+        assert!(cube.first_bands(0).is_err());
+    }
+
+    #[test]
+    fn shapes_that_do_not_hold_their_data_are_refused() {
+        assert!(
+            Cube::from_bip(2, 2, 2, vec![0.0; 7])
+                .unwrap_err()
+                .to_string()
+                .contains("needs 8 values")
+        );
+        assert!(
+            Cube::from_bip(0, 2, 2, vec![])
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(Cube::from_bip(usize::MAX, 2, 2, vec![]).is_err());
+    }
+
+    #[test]
+    fn map_coordinates_of_pixel_centres() {
+        let map = MapInfo {
+            projection: "UTM".into(),
+            reference_pixel: (1.0, 1.0),
+            reference_easting_northing: (500_000.0, 4_200_000.0),
+            pixel_size: (3.0, 3.0),
+            rest: Vec::new(),
+        };
+        // ENVI's (1, 1) is the upper-left corner of the first pixel: its centre is half a
+        // pixel east and south of the reference.
+        assert_eq!(map.pixel_to_map(0, 0), (500_001.5, 4_199_998.5));
+        assert_eq!(map.pixel_to_map(2, 10), (500_031.5, 4_199_992.5));
+    }
+}

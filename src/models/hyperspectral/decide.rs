@@ -50,7 +50,11 @@ impl ScoreHistogram {
 
     /// The upper edge of the bin where the `1 − p_fa` quantile falls.
     fn upper_quantile(&self, p_fa: f64) -> f64 {
-        let wanted = ((1.0 - p_fa) * self.total as f64).ceil() as u64;
+        // With no scores yet, nothing can be called anomalous.
+        if self.total == 0 {
+            return f64::INFINITY;
+        }
+        let wanted = (((1.0 - p_fa) * self.total as f64).ceil() as u64).max(1);
         let mut seen = 0;
         for (bin, &count) in self.counts.iter().enumerate() {
             seen += count;
@@ -406,5 +410,125 @@ impl Decide for AnomalyDecide {
             }
         }
         self.flush_map();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Phase;
+    use crate::capture::pushbroom::SpectralLine;
+    use crate::hsi::streaming::ScoredLine;
+    use std::time::SystemTime;
+
+    /// Lines of `width` pixels scoring 100 where `rows[i]` marks them, 1 elsewhere.
+    fn lines(rows: &[&str]) -> Vec<LineScores> {
+        rows.iter()
+            .enumerate()
+            .map(|(index, marks)| {
+                let scores: Vec<f32> = marks
+                    .chars()
+                    .map(|c| if c == '#' { 100.0 } else { 1.0 })
+                    .collect();
+                LineScores {
+                    line: SpectralLine {
+                        stamp: Stamp {
+                            pts: Duration::from_millis(index as u64),
+                            captured_at: SystemTime::UNIX_EPOCH,
+                            seq: index as u64,
+                        },
+                        index: index as u64,
+                        width: scores.len(),
+                        bands: 1,
+                        values: Vec::new(),
+                        map_info: None,
+                    },
+                    scored: ScoredLine {
+                        index: index as u64,
+                        scores,
+                        rank: 1,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn run(rows: &[&str], min_pixels: usize) -> Vec<Alert> {
+        let settings = HyperspectralSettings {
+            // χ²₁ at 1e-6 is 23.9: 100 is above, 1 below.
+            threshold: ThresholdRule::CfarChi2 { p_fa: 1e-6 },
+            min_pixels,
+            ..Default::default()
+        };
+        let mut decide = AnomalyDecide::new("hsi0", "rx", &settings, None).unwrap();
+        let mut alerts = Vec::new();
+        let all = lines(rows);
+        let stamp = all[0].line.stamp;
+        decide.decide(stamp, all, &mut |a| alerts.push(a));
+        decide.finish(&mut |a| alerts.push(a));
+        alerts
+    }
+
+    fn boxes(alerts: &[Alert], phase: Phase) -> Vec<(u32, u32, u32, u32)> {
+        alerts
+            .iter()
+            .filter(|a| a.phase == phase)
+            .map(|a| {
+                (
+                    a.regions[0].y,
+                    a.regions[0].x,
+                    a.regions[0].height,
+                    a.regions[0].width,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn diagonal_pixels_are_one_target_and_separate_ones_two() {
+        let alerts = run(&["#....#", ".#...#", "..#...", "......"], 1);
+        // (row, col, height, width): the diagonal is 8-connected; the right column is another.
+        assert_eq!(boxes(&alerts, Phase::New), [(0, 0, 1, 1), (0, 5, 1, 1)]);
+        let mut ended = boxes(&alerts, Phase::End);
+        ended.sort();
+        assert_eq!(ended, [(0, 0, 3, 3), (0, 5, 2, 1)]);
+        assert!(
+            alerts.iter().all(
+                |a| a.threshold_rule.as_deref() == Some("cfar-chi2") && a.threshold.is_finite()
+            )
+        );
+    }
+
+    #[test]
+    fn a_u_shape_merges_into_the_first_event_and_small_groups_stay_quiet() {
+        let alerts = run(&["#...#", "#...#", "#####", "....."], 1);
+        assert_eq!(
+            boxes(&alerts, Phase::New).len(),
+            2,
+            "two arms open two events"
+        );
+        // The arms join on line 2: one event ends as merged, the survivor covers the whole U.
+        let ended = boxes(&alerts, Phase::End);
+        assert_eq!(ended.len(), 2);
+        assert!(ended.contains(&(0, 0, 3, 5)), "{ended:?}");
+        let quiet = run(&["#....", ".....", "..##.", "..##."], 3);
+        assert_eq!(
+            boxes(&quiet, Phase::New),
+            [(2, 2, 2, 2)],
+            "the lone pixel is below min_pixels"
+        );
+    }
+
+    #[test]
+    fn the_empirical_threshold_follows_the_scores() {
+        let mut histogram = ScoreHistogram::new();
+        let scores: Vec<f32> = (1..=10_000).map(|v| v as f32).collect();
+        histogram.add(&scores);
+        let threshold = histogram.upper_quantile(1e-2);
+        assert!(
+            (9_900.0..9_900.0 * 1.037).contains(&threshold),
+            "{threshold}"
+        );
+        assert_eq!(ScoreHistogram::new().upper_quantile(0.1), f64::INFINITY);
     }
 }

@@ -83,3 +83,50 @@ impl Prepare for LinePrepare {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn line(index: u64, width: usize, bands: usize) -> Sample {
+        Sample::Spectral(SpectralLine {
+            stamp: Stamp {
+                pts: Duration::ZERO,
+                captured_at: SystemTime::UNIX_EPOCH,
+                seq: index,
+            },
+            index,
+            width,
+            bands,
+            values: (0..width * bands).map(|v| v as f32).collect(),
+            map_info: None,
+        })
+    }
+
+    fn prepare(stage: &mut LinePrepare, sample: &Sample) -> Result<Vec<SpectralLine>, StageError> {
+        let mut out = Vec::new();
+        stage.prepare(sample, &mut |_, line| out.push(line))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn keeps_the_first_bands_and_refuses_lines_that_change_shape() {
+        let mut stage = LinePrepare::new(2);
+        let kept = prepare(&mut stage, &line(0, 2, 3)).unwrap();
+        assert_eq!(kept[0].values, [0.0, 1.0, 3.0, 4.0]);
+        let message = prepare(&mut stage, &line(1, 3, 3)).unwrap_err().to_string();
+        assert!(
+            message.contains("line 1 is 3 px × 3 bands, the stream started at 2 px × 3 bands"),
+            "{message}"
+        );
+        let mut greedy = LinePrepare::new(10);
+        let message = prepare(&mut greedy, &line(0, 2, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("needs 10 bands, the sensor delivers 3"),
+            "{message}"
+        );
+    }
+}
