@@ -76,3 +76,49 @@ fn scenes_mixed_from_real_spectra_hide_findable_targets() {
         .to_string();
     assert!(beyond.contains("350"), "{beyond}");
 }
+
+#[test]
+fn real_scenes_give_background_patches_without_the_held_out_scene() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/hsi");
+    if !dir.exists() {
+        eprintln!("{} is absent: skipped", dir.display());
+        return;
+    }
+    let mut scenes: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mat"))
+        .collect();
+    scenes.sort();
+    let out = tempfile::tempdir().unwrap();
+    let held_out = vec!["abu-urban-1".to_string()];
+    let written = vigil::hsi::had100::write_background_patches(
+        out.path(),
+        "real",
+        &scenes,
+        &held_out,
+        32,
+        200,
+    )
+    .unwrap();
+    let used: Vec<&str> = written.iter().map(|(stem, _)| stem.as_str()).collect();
+    // Only urban-1, 2, 4 and 5 have 200 bands or more; urban-1 is held out.
+    assert_eq!(used, ["abu-urban-2", "abu-urban-4", "abu-urban-5"]);
+    let files = std::fs::read_dir(out.path().join("train/real"))
+        .unwrap()
+        .count();
+    assert_eq!(files, written.iter().map(|(_, n)| n).sum::<usize>());
+    assert!(files > 0);
+    let patch =
+        vigil::hsi::read_npy_cube(&out.path().join("train/real/abu-urban-2_000.npy")).unwrap();
+    assert_eq!((patch.rows(), patch.cols(), patch.bands()), (32, 32, 200));
+    let again = vigil::hsi::had100::write_background_patches(
+        out.path(),
+        "real",
+        &scenes,
+        &held_out,
+        32,
+        200,
+    );
+    assert!(again.unwrap_err().to_string().contains("already exists"));
+}

@@ -101,6 +101,17 @@ enum FersCommand {
         sensor: String,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also cut background-only training patches from the labelled scenes (.mat with
+        /// `data` and `map`) in this folder, e.g. ../shared/data/hsi, into train/real/.
+        #[arg(long)]
+        real_scenes: Option<PathBuf>,
+        /// Scene stems kept out of training, to evaluate on (leave-one-scene-out).
+        #[arg(long, value_delimiter = ',')]
+        hold_out: Vec<String>,
+        /// Side of the real-scene patches: ABU's anomalies are spread over 100×100 scenes, so
+        /// few 64×64 windows are free of them.
+        #[arg(long, default_value_t = 32)]
+        real_patch: usize,
     },
 }
 
@@ -465,6 +476,9 @@ fn run_fers(command: FersCommand) -> Result<()> {
             target,
             sensor,
             seed,
+            real_scenes,
+            hold_out,
+            real_patch,
         } => {
             use vigil::hsi::had100::{SyntheticSet, make_synthetic};
             use vigil::hsi::library::SpectralLibrary;
@@ -496,6 +510,23 @@ fn run_fers(command: FersCommand) -> Result<()> {
                 sensor,
             };
             make_synthetic(&out, &library, &set)?;
+            if let Some(dir) = real_scenes {
+                let mut scenes: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .with_context(|| format!("cannot list {}", dir.display()))?
+                    .filter_map(|entry| entry.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "mat"))
+                    .collect();
+                scenes.sort();
+                let written = vigil::hsi::had100::write_background_patches(
+                    &out, "real", &scenes, &hold_out, real_patch, bands,
+                )?;
+                for (stem, count) in &written {
+                    println!("{stem}: {count} background patches");
+                }
+                if !hold_out.is_empty() {
+                    println!("held out for evaluation: {}", hold_out.join(", "));
+                }
+            }
             println!(
                 "{}: {train} training and {test} test scenes of {size}×{size}×{bands} ({first:.0}–{last:.0} nm) from {} spectra",
                 out.display(),

@@ -327,3 +327,143 @@ mod tests {
         assert!(message.contains("no .npy"), "{message}");
     }
 }
+
+/// Background-only training patches cut from a labelled scene: `size × size` windows every
+/// `stride` pixels, keeping the first `bands` bands, that contain no anomalous pixel and none
+/// within `margin` pixels of one (sub-pixel targets bleed into their neighbours). This is how
+/// the ABU scenes become FERS training data without their anomalies.
+pub fn background_patches(
+    cube: &Cube,
+    labels: &[bool],
+    size: usize,
+    stride: usize,
+    bands: usize,
+    margin: usize,
+) -> Result<Vec<Cube>, HsiError> {
+    if labels.len() != cube.pixels() {
+        return Err(HsiError::Detector(format!(
+            "{} labels for a {}×{} cube",
+            labels.len(),
+            cube.rows(),
+            cube.cols()
+        )));
+    }
+    if size == 0 || stride == 0 || size > cube.rows() || size > cube.cols() {
+        return Err(HsiError::Detector(format!(
+            "{size}×{size} patches every {stride} pixels do not fit a {}×{} cube",
+            cube.rows(),
+            cube.cols()
+        )));
+    }
+    let cube = cube.first_bands(bands)?;
+    let (rows, cols) = (cube.rows(), cube.cols());
+    // Anomalies widened by the margin.
+    let mut excluded = vec![false; rows * cols];
+    for i in (0..labels.len()).filter(|&i| labels[i]) {
+        let (r, c) = (i / cols, i % cols);
+        for rr in r.saturating_sub(margin)..=(r + margin).min(rows - 1) {
+            for cc in c.saturating_sub(margin)..=(c + margin).min(cols - 1) {
+                excluded[rr * cols + cc] = true;
+            }
+        }
+    }
+    let mut patches = Vec::new();
+    for top in (0..=rows - size).step_by(stride) {
+        for left in (0..=cols - size).step_by(stride) {
+            let clean = (top..top + size).all(|r| {
+                !excluded[r * cols + left..r * cols + left + size]
+                    .iter()
+                    .any(|&e| e)
+            });
+            if !clean {
+                continue;
+            }
+            let mut data = Vec::with_capacity(size * size * bands);
+            for r in top..top + size {
+                data.extend_from_slice(&cube.line(r)[left * bands..(left + size) * bands]);
+            }
+            patches.push(Cube::from_bip(size, size, bands, data)?);
+        }
+    }
+    Ok(patches)
+}
+
+/// Writes [`background_patches`] of each labelled scene into `<root>/train/<sensor>/`, named
+/// `<scene stem>_<n>.npy`, leaving out the scenes whose stem is in `held_out` (evaluate on
+/// those: leave-one-scene-out) and scenes with fewer than `bands` bands. Returns
+/// (scene stem, patches written) for each scene used.
+pub fn write_background_patches(
+    root: &Path,
+    sensor: &str,
+    scenes: &[PathBuf],
+    held_out: &[String],
+    size: usize,
+    bands: usize,
+) -> Result<Vec<(String, usize)>, HsiError> {
+    let dir = root.join("train").join(sensor);
+    if dir.exists() {
+        return Err(format_error(&dir, "already exists; choose a new folder"));
+    }
+    std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+    let mut written = Vec::new();
+    for path in scenes {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if held_out.contains(&stem) {
+            continue;
+        }
+        let scene = super::read_scene(path)?;
+        let Some(labels) = scene.labels else {
+            return Err(format_error(
+                path,
+                "has no anomaly map, so its background cannot be told apart",
+            ));
+        };
+        if scene.cube.bands() < bands {
+            log::info!(
+                "{}: {} bands, fewer than {bands}: left out",
+                path.display(),
+                scene.cube.bands()
+            );
+            continue;
+        }
+        let patches = background_patches(&scene.cube, &labels, size, size / 2, bands, 2)?;
+        for (n, patch) in patches.iter().enumerate() {
+            write_cube(&dir.join(format!("{stem}_{n:03}.npy")), patch)?;
+        }
+        written.push((stem, patches.len()));
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::*;
+
+    #[test]
+    fn patches_avoid_anomalies_and_their_margin() {
+        let cube = Cube::from_bip(8, 8, 3, (0..192).map(|v| v as f32).collect()).unwrap();
+        let mut labels = vec![false; 64];
+        labels[2 * 8 + 2] = true;
+        // 4×4 patches every 2 pixels: 9 positions; with a margin of 1 around (2, 2) only the
+        // patches not touching rows/cols 1..=3 together survive.
+        let patches = background_patches(&cube, &labels, 4, 2, 2, 1).unwrap();
+        assert_eq!(patches.len(), 5);
+        assert!(patches.iter().all(|p| p.bands() == 2 && p.rows() == 4));
+        let clean = background_patches(&cube, &[false; 64], 4, 2, 3, 1).unwrap();
+        assert_eq!(clean.len(), 9);
+        assert_eq!(clean[0].spectrum(0, 0), [0.0, 1.0, 2.0]);
+        assert_eq!(clean[8].spectrum(3, 3), cube.spectrum(7, 7));
+        assert!(background_patches(&cube, &labels, 9, 2, 2, 1).is_err());
+        assert!(background_patches(&cube, &labels[..10], 4, 2, 2, 1).is_err());
+        assert!(
+            background_patches(&cube, &labels, 4, 2, 5, 1)
+                .unwrap_err()
+                .to_string()
+                .contains("5 bands")
+        );
+    }
+}
