@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::{CaptureError, Sample, Stamp};
 use crate::hsi::MapInfo;
+use crate::hsi::envi::{ByteOrder, DataType, Interleave, decode_to_bip};
 
 /// One push-broom line: `width` pixels × `bands` values, band-interleaved by pixel.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,52 +160,21 @@ pub enum SampleFormat {
 }
 
 impl SampleFormat {
-    fn size(self) -> usize {
+    /// The ENVI data type and byte order this format is, so lines decode with ENVI's decoder.
+    fn layout(self) -> (DataType, ByteOrder) {
         match self {
-            SampleFormat::U8 => 1,
-            SampleFormat::U16le
-            | SampleFormat::U16be
-            | SampleFormat::I16le
-            | SampleFormat::I16be => 2,
-            SampleFormat::F32le | SampleFormat::F32be => 4,
+            SampleFormat::U8 => (DataType::U8, ByteOrder::Little),
+            SampleFormat::U16le => (DataType::U16, ByteOrder::Little),
+            SampleFormat::U16be => (DataType::U16, ByteOrder::Big),
+            SampleFormat::I16le => (DataType::I16, ByteOrder::Little),
+            SampleFormat::I16be => (DataType::I16, ByteOrder::Big),
+            SampleFormat::F32le => (DataType::F32, ByteOrder::Little),
+            SampleFormat::F32be => (DataType::F32, ByteOrder::Big),
         }
     }
 
-    fn decode(self, bytes: &[u8], out: &mut Vec<f32>) {
-        out.clear();
-        match self {
-            SampleFormat::U8 => out.extend(bytes.iter().map(|&b| f32::from(b))),
-            SampleFormat::U16le => out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| f32::from(u16::from_le_bytes([c[0], c[1]]))),
-            ),
-            SampleFormat::U16be => out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| f32::from(u16::from_be_bytes([c[0], c[1]]))),
-            ),
-            SampleFormat::I16le => out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]]))),
-            ),
-            SampleFormat::I16be => out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| f32::from(i16::from_be_bytes([c[0], c[1]]))),
-            ),
-            SampleFormat::F32le => out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            ),
-            SampleFormat::F32be => out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-            ),
-        }
+    fn size(self) -> usize {
+        self.layout().0.size()
     }
 }
 
@@ -235,7 +205,6 @@ pub struct LineStream {
     config: LineStreamConfig,
     reader: Option<Box<dyn Read + Send>>,
     bytes: Vec<u8>,
-    decoded: Vec<f32>,
     /// Survives reconnects, so line numbers keep counting along track.
     next_line: u64,
     t0: Instant,
@@ -261,7 +230,6 @@ impl LineStream {
             config,
             reader: None,
             bytes: vec![0; line_bytes],
-            decoded: Vec::new(),
             next_line: 0,
             t0: Instant::now(),
             regular_file: false,
@@ -342,19 +310,19 @@ impl super::Source for LineStream {
             }
         }
         let (width, bands) = (self.config.width, self.config.bands);
-        self.config.format.decode(&self.bytes, &mut self.decoded);
-        let values = match self.config.interleave {
-            LineInterleave::Bip => self.decoded.clone(),
-            LineInterleave::Bil => {
-                let mut bip = vec![0.0; width * bands];
-                for (band, row) in self.decoded.chunks_exact(width).enumerate() {
-                    for (pixel, &v) in row.iter().enumerate() {
-                        bip[pixel * bands + band] = v;
-                    }
-                }
-                bip
-            }
+        let (data_type, byte_order) = self.config.format.layout();
+        let interleave = match self.config.interleave {
+            LineInterleave::Bil => Interleave::Bil,
+            LineInterleave::Bip => Interleave::Bip,
         };
+        // One line of a BIL or BIP file: ENVI's decoder with `lines = 1`.
+        let values = decode_to_bip(
+            data_type,
+            byte_order,
+            interleave,
+            (1, width, bands),
+            &self.bytes,
+        );
         let index = self.next_line;
         self.next_line += 1;
         Ok(Some(Sample::Spectral(SpectralLine {

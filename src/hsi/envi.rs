@@ -576,12 +576,31 @@ fn parse_map_info(value: &str) -> Result<MapInfo, String> {
 
 /// The data file's values as BIP `f32`; `raw` is exactly the pixel data (length checked).
 fn to_bip(header: &EnviHeader, raw: &[u8]) -> Vec<f32> {
-    let shape = (header.lines, header.samples, header.bands);
-    let interleave = header.interleave;
-    let mut out = vec![0.0f32; header.lines * header.samples * header.bands];
+    decode_to_bip(
+        header.data_type,
+        header.byte_order,
+        header.interleave,
+        (header.lines, header.samples, header.bands),
+        raw,
+    )
+}
+
+/// Decodes `raw` — `lines × samples × bands` values of `data_type` in `byte_order`, stored in
+/// `interleave` order — into BIP `f32`. Shared by ENVI files and raw push-broom lines (one
+/// line at a time). `raw` must hold exactly that many values; complex types give zeros (they
+/// are refused before anything is read).
+pub(crate) fn decode_to_bip(
+    data_type: DataType,
+    byte_order: ByteOrder,
+    interleave: Interleave,
+    shape: (usize, usize, usize),
+    raw: &[u8],
+) -> Vec<f32> {
+    let (lines, samples, bands) = shape;
+    let mut out = vec![0.0f32; lines * samples * bands];
     macro_rules! convert {
         ($ty:ty) => {
-            match header.byte_order {
+            match byte_order {
                 ByteOrder::Little => scatter(raw, &mut out, shape, interleave, |b| {
                     <$ty>::from_le_bytes(b) as f32
                 }),
@@ -591,7 +610,7 @@ fn to_bip(header: &EnviHeader, raw: &[u8]) -> Vec<f32> {
             }
         };
     }
-    match header.data_type {
+    match data_type {
         DataType::U8 => scatter(raw, &mut out, shape, interleave, |[b]: [u8; 1]| {
             f32::from(b)
         }),
@@ -602,7 +621,7 @@ fn to_bip(header: &EnviHeader, raw: &[u8]) -> Vec<f32> {
         DataType::I64 => convert!(i64),
         DataType::U64 => convert!(u64),
         DataType::F64 => convert!(f64),
-        DataType::F32 => match header.byte_order {
+        DataType::F32 => match byte_order {
             ByteOrder::Little => scatter(raw, &mut out, shape, interleave, f32::from_le_bytes),
             ByteOrder::Big => scatter(raw, &mut out, shape, interleave, f32::from_be_bytes),
         },
