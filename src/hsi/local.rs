@@ -47,6 +47,22 @@ impl DualWindow {
             .flat_map(move |r| (c0..=c1).map(move |c| (r, c)))
             .filter(move |&(r, c)| r.abs_diff(row) > inner || c.abs_diff(col) > inner)
     }
+
+    /// The spectra of pixel `(row, col)`'s ring, BIP, from the `rows × cols × bands` cube `data`.
+    fn ring_spectra(
+        &self,
+        data: &[f32],
+        (rows, cols, bands): (usize, usize, usize),
+        row: usize,
+        col: usize,
+    ) -> Vec<f32> {
+        let mut spectra = Vec::new();
+        for (r, c) in self.ring(rows, cols, row, col) {
+            let start = (r * cols + c) * bands;
+            spectra.extend_from_slice(&data[start..start + bands]);
+        }
+        spectra
+    }
 }
 
 /// The cube's values min–maxed to [0, 1] over all bands and pixels, BIP.
@@ -107,20 +123,6 @@ where
     Ok(scores)
 }
 
-fn gather(
-    data: &[f32],
-    cols: usize,
-    bands: usize,
-    pixels: impl Iterator<Item = (usize, usize)>,
-    out: &mut Vec<f32>,
-) {
-    out.clear();
-    for (r, c) in pixels {
-        let start = (r * cols + c) * bands;
-        out.extend_from_slice(&data[start..start + bands]);
-    }
-}
-
 /// Local RX: the squared Mahalanobis distance of each pixel to the mean and covariance of its
 /// dual-window ring. A ring of ~200 pixels rarely has a full-rank covariance at 200 bands, so it
 /// is ridged with δ = 1e-3·trace(Σ)/B (plus 1e-12 for a flat ring).
@@ -129,20 +131,15 @@ pub fn local_rx(cube: &Cube, window: DualWindow, threads: usize) -> Result<Vec<f
     let data = normalised(cube)?;
     let (rows, cols, bands) = (cube.rows(), cube.cols(), cube.bands());
     per_pixel(rows, cols, threads, |row, col| {
-        let mut ring = Vec::new();
-        gather(
-            &data,
-            cols,
-            bands,
-            window.ring(rows, cols, row, col),
-            &mut ring,
-        );
+        let ring = window.ring_spectra(&data, (rows, cols, bands), row, col);
         let mut accumulator = CovarianceAccumulator::new(bands, Par::Seq);
         accumulator.add(&ring)?;
-        let covariance = accumulator.covariance(0.0)?;
+        let mut covariance = accumulator.covariance(0.0)?;
         let trace: f64 = (0..bands).map(|b| covariance[(b, b)]).sum();
         let ridge = 1e-3 * trace / bands as f64 + 1e-12;
-        let covariance = accumulator.covariance(ridge)?;
+        for b in 0..bands {
+            covariance[(b, b)] += ridge;
+        }
         let background =
             Background::new(accumulator.mean().to_vec(), covariance.as_ref(), Par::Seq)?;
         let start = (row * cols + col) * bands;
@@ -168,14 +165,7 @@ pub fn crd(
     let data = normalised(cube)?;
     let (rows, cols, bands) = (cube.rows(), cube.cols(), cube.bands());
     per_pixel(rows, cols, threads, |row, col| {
-        let mut ring = Vec::new();
-        gather(
-            &data,
-            cols,
-            bands,
-            window.ring(rows, cols, row, col),
-            &mut ring,
-        );
+        let ring = window.ring_spectra(&data, (rows, cols, bands), row, col);
         let ring: Vec<f64> = ring.iter().map(|&v| f64::from(v)).collect();
         let k = ring.len() / bands;
         let ring = MatRef::from_column_major_slice(&ring, bands, k);
