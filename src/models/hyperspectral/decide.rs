@@ -82,7 +82,6 @@ struct Component {
     max_col: usize,
     pixels: usize,
     peak: f32,
-    peak_at: (u64, usize),
     peak_map: Option<[f64; 2]>,
     /// Column runs `[start, end]` in `last_row`, for connectivity with the next line.
     runs: Vec<(usize, usize)>,
@@ -118,7 +117,6 @@ impl Component {
             max_col: end,
             pixels: end - start + 1,
             peak,
-            peak_at: (row, peak_col),
             peak_map,
             runs: vec![(start, end)],
         }
@@ -143,7 +141,6 @@ impl Component {
         self.start = self.start.min(other.start);
         if other.peak > self.peak {
             self.peak = other.peak;
-            self.peak_at = other.peak_at;
             self.peak_map = other.peak_map;
         }
         // The other's event is over (it was closed by the caller if announced).

@@ -6,7 +6,7 @@ use crate::capture::pushbroom::SpectralLine;
 use crate::hsi::streaming::{ScoredLine, StreamingRx, StreamingSettings};
 use crate::pipeline::{Detect, StageError};
 
-/// A scored line with what the decide stage needs to place it.
+/// A scored line with what the decide stage needs to place it (its values left behind).
 #[derive(Debug, Clone)]
 pub struct LineScores {
     pub scored: ScoredLine,
@@ -17,7 +17,8 @@ pub struct StreamingRxDetect {
     settings: StreamingSettings,
     par: Par,
     rx: Option<StreamingRx>,
-    /// Lines held by the warm-up, so that their stamps and map info travel with their scores.
+    /// Lines held by the warm-up (without their values, which StreamingRx keeps), so that
+    /// their stamps and map info travel with their scores.
     held: std::collections::VecDeque<SpectralLine>,
 }
 
@@ -53,7 +54,11 @@ impl Detect for StreamingRxDetect {
             ),
         };
         let scored = rx.push_line(&line.values).map_err(failed)?;
-        self.held.push_back(line);
+        // The statistics have the values now; what travels on to decide is where the line is.
+        self.held.push_back(SpectralLine {
+            values: Vec::new(),
+            ..line
+        });
         let mut out = Vec::with_capacity(scored.len());
         for scored in scored {
             // Scores come back oldest first, one per held line.
