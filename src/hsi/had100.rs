@@ -151,23 +151,11 @@ fn write_ground_truth(
     cols: usize,
     labels: &[bool],
 ) -> Result<(), HsiError> {
-    let file = std::fs::File::create(path).map_err(io_error(path))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), cols as u32, rows as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
     let rgb: Vec<u8> = labels
         .iter()
         .flat_map(|&l| if l { [255u8; 3] } else { [0u8; 3] })
         .collect();
-    let mut writer = encoder
-        .write_header()
-        .map_err(|e| format_error(path, e.to_string()))?;
-    writer
-        .write_image_data(&rgb)
-        .map_err(|e| format_error(path, e.to_string()))?;
-    writer
-        .finish()
-        .map_err(|e| format_error(path, e.to_string()))
+    crate::io::png::write_rgb(path, cols, rows, &rgb).map_err(|detail| format_error(path, detail))
 }
 
 /// What [`make_synthetic`] writes.

@@ -1,3 +1,4 @@
 //! Readers and writers of the file formats vigil exchanges with other tools.
 
 pub mod npy;
+pub mod png;

@@ -36,17 +36,5 @@ pub fn write_png(
             rgb.extend_from_slice(&[grey, grey, grey]);
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), cols as u32, rows as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder
-        .write_header()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writer
-        .write_image_data(&rgb)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writer
-        .finish()
-        .map_err(|e| format!("{}: {e}", path.display()))
+    crate::io::png::write_rgb(path, cols, rows, &rgb)
 }
