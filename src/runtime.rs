@@ -94,7 +94,8 @@ fn build_source(
             ))
         }
         SourceSettings::Lines(config) => Ok(Box::new(
-            crate::capture::pushbroom::LineStream::new(config.clone()).map_err(capture)?,
+            crate::capture::pushbroom::LineStream::new(resolved_lines(config, profile_dir))
+                .map_err(capture)?,
         )),
         #[cfg(feature = "gst")]
         SourceSettings::Gstreamer(settings) => {
@@ -239,6 +240,19 @@ fn build_hyperspectral(
     })
 }
 
+/// A line stream whose file or FIFO path is taken relative to the profile, like every other
+/// path in a profile; `-` (stdin) and `tcp://` addresses are left as they are.
+fn resolved_lines(
+    config: &crate::capture::pushbroom::LineStreamConfig,
+    profile_dir: &Path,
+) -> crate::capture::pushbroom::LineStreamConfig {
+    let mut config = config.clone();
+    if config.input != "-" && !config.input.starts_with("tcp://") {
+        config.input = profile_dir.join(&config.input).display().to_string();
+    }
+    config
+}
+
 fn is_hyperspectral(stream: &StreamSettings) -> bool {
     stream.hyperspectral.is_some()
         || matches!(
@@ -355,7 +369,7 @@ impl Runtime {
                 backpressure: match &stream.source {
                     SourceSettings::Scene(_) => true,
                     SourceSettings::Lines(lines) => {
-                        profile.resolve(Path::new(&lines.input)).is_file()
+                        Path::new(&resolved_lines(lines, &profile.dir).input).is_file()
                     }
                     _ => false,
                 },

@@ -140,8 +140,9 @@ fn a_raw_line_stream_gives_the_same_events_and_a_torn_tail_loses_nothing_before_
     let alerts = run(
         dir.path(),
         &format!(
+            // Relative to the profile's folder, like every path in a profile.
             "{{ kind = \"lines\", input = \"{}\", width = {}, bands = {}, format = \"u16le\", interleave = \"bil\" }}",
-            raw.display(),
+            raw.file_name().unwrap().to_str().unwrap(),
             cube.cols(),
             cube.bands()
         ),
