@@ -105,24 +105,21 @@ impl super::Source for SceneReplay {
         }
         let line = self.next_line;
         let rate = self.config.line_rate_hz;
-        let pts = if rate > 0.0 {
+        // A paced replay stamps each line when it was due; an unpaced one when it is read.
+        let (pts, captured_at) = if rate > 0.0 {
             let due = Duration::from_secs_f64((line - first) as f64 / rate);
             if let Some(wait) = due.checked_sub(t0.elapsed()) {
                 std::thread::sleep(wait);
             }
-            Duration::from_secs_f64(line as f64 / rate)
+            (Duration::from_secs_f64(line as f64 / rate), wall0 + due)
         } else {
-            t0.elapsed()
+            (t0.elapsed(), SystemTime::now())
         };
         self.next_line += 1;
         Ok(Some(Sample::Spectral(SpectralLine {
             stamp: Stamp {
                 pts,
-                captured_at: if rate > 0.0 {
-                    wall0 + pts.saturating_sub(Duration::from_secs_f64(first as f64 / rate))
-                } else {
-                    SystemTime::now()
-                },
+                captured_at,
                 seq: line as u64,
             },
             index: line as u64,
