@@ -151,8 +151,7 @@ pub fn mel(runs: usize) -> Result<Vec<Comparison>, BenchError> {
         block_ms: 100,
         seed: 1,
     });
-    let dir = std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|err| setup(format!("{err}: {}", dir.display())))?;
+    let dir = tempfile_dir()?;
     let input = dir.join("audio.npy");
     write_npy(&input, &[audio.len()], &audio).map_err(setup)?;
     log_mel(&audio).map_err(setup)?;
@@ -349,9 +348,10 @@ pub fn hsi_rx(runs: usize) -> Result<Vec<Comparison>, BenchError> {
     ])
 }
 
+/// A scratch folder for the files peers read; callers remove it when done.
 fn tempfile_dir() -> Result<PathBuf, BenchError> {
     let dir = std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(setup)?;
+    std::fs::create_dir_all(&dir).map_err(|err| setup(format!("{err}: {}", dir.display())))?;
     Ok(dir)
 }
 
