@@ -231,12 +231,16 @@ pub fn slrx(cube: &Cube, block_num: usize) -> Result<Vec<f32>, HsiError> {
 
     // Per-block statistics, then unions by merging them.
     let mut blocks = vec![CovarianceAccumulator::new(bands, Par::Seq); block_rows * block_cols];
+    // Each block's spectra, and which pixels they are, in the same order.
     let mut members: Vec<Vec<f32>> = vec![Vec::new(); block_rows * block_cols];
+    let mut member_pixels: Vec<Vec<usize>> = vec![Vec::new(); block_rows * block_cols];
     for r in 0..rows {
         for c in 0..cols {
             let (i, j) = block_of(r, c);
-            let start = (r * cols + c) * bands;
-            members[i * block_cols + j].extend_from_slice(&data[start..start + bands]);
+            let pixel = r * cols + c;
+            members[i * block_cols + j]
+                .extend_from_slice(&data[pixel * bands..(pixel + 1) * bands]);
+            member_pixels[i * block_cols + j].push(pixel);
         }
     }
     for (accumulator, spectra) in blocks.iter_mut().zip(&members) {
@@ -274,15 +278,14 @@ pub fn slrx(cube: &Cube, block_num: usize) -> Result<Vec<f32>, HsiError> {
             // Score the block's own pixels against both.
             let spectra = &members[i * block_cols + j];
             scratch.resize(spectra.len() / bands, 0.0);
-            let targets = (0..rows)
-                .flat_map(|r| (0..cols).map(move |c| (r, c)))
-                .filter(|&(r, c)| block_of(r, c) == (i, j));
+            let pixels = &member_pixels[i * block_cols + j];
             own_background.score_into(spectra, &mut scratch)?;
-            let own_scores = scratch.clone();
+            for (&pixel, score) in pixels.iter().zip(&scratch) {
+                own[pixel] = score.max(0.0).sqrt();
+            }
             union_background.score_into(spectra, &mut scratch)?;
-            for ((pixel, own_score), union_score) in targets.zip(&own_scores).zip(&scratch) {
-                own[pixel.0 * cols + pixel.1] = own_score.max(0.0).sqrt();
-                neighbours[pixel.0 * cols + pixel.1] = union_score.max(0.0).sqrt();
+            for (&pixel, score) in pixels.iter().zip(&scratch) {
+                neighbours[pixel] = score.max(0.0).sqrt();
             }
         }
     }
