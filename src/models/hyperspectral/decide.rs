@@ -164,6 +164,8 @@ pub struct AnomalyDecide {
     rule_name: Name,
     min_pixels: usize,
     histogram: ScoreHistogram,
+    /// The χ² threshold for the last rank seen.
+    chi2: Option<(usize, f64)>,
     open: Vec<Component>,
     strip: Option<MapStrip>,
     last_stamp: Option<Stamp>,
@@ -191,6 +193,7 @@ impl AnomalyDecide {
                 .map_err(|e| e.to_string())?,
             min_pixels: settings.min_pixels.max(1),
             histogram: ScoreHistogram::new(),
+            chi2: None,
             open: Vec::new(),
             strip: map_dir.map(|dir| MapStrip {
                 dir,
@@ -207,7 +210,16 @@ impl AnomalyDecide {
     fn threshold(&mut self, line: &LineScores) -> f64 {
         match self.rule {
             ThresholdRule::CfarChi2 { p_fa } => {
-                chi2_upper_quantile(p_fa, line.scored.rank.max(1) as f64)
+                // The rank only changes while the covariance fills up; solve once per rank.
+                let rank = line.scored.rank.max(1);
+                match self.chi2 {
+                    Some((cached_rank, threshold)) if cached_rank == rank => threshold,
+                    _ => {
+                        let threshold = chi2_upper_quantile(p_fa, rank as f64);
+                        self.chi2 = Some((rank, threshold));
+                        threshold
+                    }
+                }
             }
             ThresholdRule::EmpiricalQuantile { p_fa } => {
                 self.histogram.add(&line.scored.scores);
