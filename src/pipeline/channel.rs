@@ -11,11 +11,12 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::metrics::Counter;
 
-/// Sends without ever blocking: when the channel is full the oldest queued message is
-/// discarded to make room and the drop is counted. The sender holds a receiver too, so the
+/// The sending end of a stage queue. Live data never blocks: when the channel is full the
+/// oldest queued message is discarded to make room and the drop is counted. Recorded data
+/// waits for room instead (see `wait_while_running`). The sender holds a receiver too, so the
 /// channel stays open while it lives: shutdown travels downstream by dropping senders, and
 /// upstream by the pipeline's stop flag.
-pub struct DropOldest<T> {
+pub struct StageSender<T> {
     tx: Sender<T>,
     // A receiver clone lets the producer evict the head of the queue itself.
     evict: Receiver<T>,
@@ -25,7 +26,7 @@ pub struct DropOldest<T> {
     wait_while_running: Option<Arc<AtomicBool>>,
 }
 
-impl<T> DropOldest<T> {
+impl<T> StageSender<T> {
     pub fn send(&self, mut message: T) {
         if let Some(stop) = &self.wait_while_running {
             loop {
@@ -55,10 +56,10 @@ impl<T> DropOldest<T> {
 }
 
 /// A drop-oldest channel of `capacity` messages whose drops are counted on `dropped`.
-pub fn drop_oldest<T>(capacity: usize, dropped: Counter) -> (DropOldest<T>, Receiver<T>) {
+pub fn drop_oldest<T>(capacity: usize, dropped: Counter) -> (StageSender<T>, Receiver<T>) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     (
-        DropOldest {
+        StageSender {
             tx,
             evict: rx.clone(),
             dropped,
@@ -75,7 +76,7 @@ pub fn queue<T>(
     capacity: usize,
     dropped: Counter,
     wait_until_stop: Option<Arc<AtomicBool>>,
-) -> (DropOldest<T>, Receiver<T>) {
+) -> (StageSender<T>, Receiver<T>) {
     let (mut tx, rx) = drop_oldest(capacity, dropped);
     tx.wait_while_running = wait_until_stop;
     (tx, rx)
