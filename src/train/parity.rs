@@ -54,6 +54,22 @@ pub fn plan(model: &ModelProto) -> Result<TractPlan, ParityError> {
         .map_err(tract)
 }
 
+/// A plan that computes exactly what the graph says, without tract's kernel-level rewrites:
+/// for reading intermediate values (calibration), which the optimizer may fuse away. (With
+/// the reshape of an input feeding a matmul selected as an output, the optimized plan failed
+/// on a placeholder op.)
+pub fn probe_plan(model: &ModelProto) -> Result<TractPlan, ParityError> {
+    tract_onnx::onnx()
+        .model_for_proto_model(model)
+        .map_err(tract)?
+        .into_typed()
+        .map_err(tract)?
+        .into_decluttered()
+        .map_err(tract)?
+        .into_runnable()
+        .map_err(tract)
+}
+
 /// Runs a plan on one f32 input and returns its first output's values.
 pub fn run_plan(
     plan: &TractPlan,

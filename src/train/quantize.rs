@@ -307,7 +307,7 @@ fn calibrate(
             ..Default::default()
         })
         .collect();
-    let plan = super::parity::plan(&probe)?;
+    let plan = super::parity::probe_plan(&probe)?;
     for (index, sample) in calibration.iter().enumerate() {
         let input = TractTensor::from_shape(input_shape, sample).map_err(tract_error)?;
         let outputs = plan.run(tvec!(input.into_tvalue())).map_err(tract_error)?;

@@ -46,6 +46,7 @@ pub enum Attr {
     Int(&'static str, i64),
     Ints(&'static str, Vec<i64>),
     Float(&'static str, f32),
+    Str(&'static str, &'static str),
 }
 
 impl Attr {
@@ -68,6 +69,12 @@ impl Attr {
                 name: name.to_string(),
                 r#type: AttributeType::Float as i32,
                 f: *value,
+                ..Default::default()
+            },
+            Attr::Str(name, value) => pb::AttributeProto {
+                name: name.to_string(),
+                r#type: AttributeType::String as i32,
+                s: value.as_bytes().to_vec(),
                 ..Default::default()
             },
         }
@@ -126,6 +133,12 @@ impl OnnxGraph {
         self.outputs
             .push(value_info(&name, ElemType::F32, &value.shape));
         Ok(())
+    }
+
+    /// A new name `<stem>_<n>` for an operator's own constant (shapes, pads, axes).
+    pub(super) fn fresh(&mut self, stem: &str) -> String {
+        self.counter_hint += 1;
+        format!("{stem}_{}", self.counter_hint)
     }
 
     /// A float initializer.

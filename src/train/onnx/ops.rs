@@ -63,8 +63,8 @@ impl OnnxGraph {
             });
         }
         let literal: Vec<i64> = shape.iter().map(|d| *d as i64).collect();
-        self.counter_hint += 1;
-        let target = self.constant_i64(&format!("shape_{}", self.counter_hint), &literal)?;
+        let name = self.fresh("shape");
+        let target = self.constant_i64(&name, &literal)?;
         self.node("Reshape", &[a, &target], &[], shape)
     }
 
@@ -127,6 +127,114 @@ impl OnnxGraph {
                 Attr::Int("keepdims", keep_dims as i64),
             ],
             &shape,
+        )
+    }
+
+    /// `Pad` in reflect mode on the last two axes of an NCHW value (torch's `ReflectionPad2d`).
+    pub fn pad_reflect_2d(&mut self, a: &Value, pad: usize) -> Result<Value, ExportError> {
+        let &[n, c, h, w] = a.shape.as_slice() else {
+            return Err(ExportError::Incompatible {
+                op: "Pad(reflect) expecting [N, C, H, W]".into(),
+                shapes: vec![a.shape.clone()],
+            });
+        };
+        if pad >= h || pad >= w {
+            return Err(ExportError::Incompatible {
+                op: format!("Pad(reflect, {pad}) larger than the image"),
+                shapes: vec![a.shape.clone()],
+            });
+        }
+        let p = pad as i64;
+        let pads_name = self.fresh("pads");
+        let pads = self.constant_i64(&pads_name, &[0, 0, p, p, 0, 0, p, p])?;
+        self.node(
+            "Pad",
+            &[a, &pads],
+            &[Attr::Str("mode", "reflect")],
+            &[n, c, h + 2 * pad, w + 2 * pad],
+        )
+    }
+
+    /// `Slice` of `[start, end)` along each of `axes`.
+    pub fn slice(
+        &mut self,
+        a: &Value,
+        axes: &[usize],
+        ranges: &[(usize, usize)],
+    ) -> Result<Value, ExportError> {
+        let mut shape = a.shape.clone();
+        for (&axis, &(start, end)) in axes.iter().zip(ranges) {
+            self.check_axis("Slice", a, axis)?;
+            if start >= end || end > shape[axis] {
+                return Err(ExportError::Incompatible {
+                    op: format!("Slice({start}..{end} on axis {axis})"),
+                    shapes: vec![a.shape.clone()],
+                });
+            }
+            shape[axis] = end - start;
+        }
+        let starts: Vec<i64> = ranges.iter().map(|r| r.0 as i64).collect();
+        let ends: Vec<i64> = ranges.iter().map(|r| r.1 as i64).collect();
+        let axes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+        let starts_name = self.fresh("starts");
+        let starts = self.constant_i64(&starts_name, &starts)?;
+        let ends_name = self.fresh("ends");
+        let ends = self.constant_i64(&ends_name, &ends)?;
+        let axes_name = self.fresh("axes");
+        let axes = self.constant_i64(&axes_name, &axes)?;
+        self.node("Slice", &[a, &starts, &ends, &axes], &[], &shape)
+    }
+
+    /// `Concat` along `axis`; every other dimension must agree.
+    pub fn concat(&mut self, values: &[&Value], axis: usize) -> Result<Value, ExportError> {
+        let Some(first) = values.first() else {
+            return Err(ExportError::Incompatible {
+                op: "Concat of nothing".into(),
+                shapes: vec![],
+            });
+        };
+        let mut shape = first.shape.clone();
+        self.check_axis("Concat", first, axis)?;
+        shape[axis] = 0;
+        for value in values {
+            let same_rank = value.rank() == first.rank();
+            let agrees = same_rank
+                && (0..value.rank()).all(|d| d == axis || value.shape[d] == first.shape[d]);
+            if !agrees {
+                return Err(ExportError::Incompatible {
+                    op: format!("Concat(axis {axis})"),
+                    shapes: values.iter().map(|v| v.shape.clone()).collect(),
+                });
+            }
+            shape[axis] += value.shape[axis];
+        }
+        self.node("Concat", values, &[Attr::Int("axis", axis as i64)], &shape)
+    }
+
+    /// Adaptive average pooling of an NCHW value to `size × size`, for sides it divides
+    /// (`AveragePool` with kernel = stride = side / size).
+    pub fn adaptive_average_pool(&mut self, a: &Value, size: usize) -> Result<Value, ExportError> {
+        let &[n, c, h, w] = a.shape.as_slice() else {
+            return Err(ExportError::Incompatible {
+                op: "AveragePool expecting [N, C, H, W]".into(),
+                shapes: vec![a.shape.clone()],
+            });
+        };
+        if size == 0 || h % size != 0 || w % size != 0 {
+            return Err(ExportError::Incompatible {
+                op: format!("adaptive AveragePool to {size}x{size} of a side it does not divide"),
+                shapes: vec![a.shape.clone()],
+            });
+        }
+        let (kh, kw) = (h / size, w / size);
+        self.node(
+            "AveragePool",
+            &[a],
+            &[
+                Attr::Ints("kernel_shape", vec![kh as i64, kw as i64]),
+                Attr::Ints("strides", vec![kh as i64, kw as i64]),
+            ],
+            &[n, c, size, size],
         )
     }
 
