@@ -9,6 +9,7 @@
 pub mod background;
 pub mod detect;
 pub mod envi;
+pub mod fers;
 pub mod had100;
 pub mod library;
 pub mod local;
