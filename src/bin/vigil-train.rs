@@ -113,6 +113,60 @@ enum FersCommand {
         #[arg(long, default_value_t = 32)]
         real_patch: usize,
     },
+    /// Train both FERS-edge stages on background cubes, keeping each stage's epoch that
+    /// scores best on the validation scenes (never on the scenes the card reports).
+    Train {
+        /// A HAD100-layout folder (`fers make-data` writes one).
+        #[arg(long)]
+        data: PathBuf,
+        /// Folders under train/ to take background cubes from.
+        #[arg(long, value_delimiter = ',', default_value = "synthetic,real")]
+        sources: Vec<String>,
+        /// The folder under test/ whose labelled scenes select the checkpoints.
+        #[arg(long, default_value = "synthetic")]
+        validation: String,
+        /// The run folder to create.
+        #[arg(long)]
+        out: PathBuf,
+        /// Leading bands the model reads (the paper ships 50, 100 and 200).
+        #[arg(long, default_value_t = 200)]
+        bands: usize,
+        #[arg(long, default_value_t = 60)]
+        ferd_epochs: usize,
+        #[arg(long, default_value_t = 60)]
+        student_epochs: usize,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 820)]
+        seed: u64,
+        /// torchvision's MobileNetV2 ImageNet weights (scripts/fetch-mobilenet.sh).
+        #[arg(
+            long,
+            default_value = "models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth"
+        )]
+        mobilenet: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+        backend: BackendKind,
+    },
+    /// Export a trained run to ONNX (checked against burn), quantize it to int8, and write
+    /// both into the run's manifest.toml; `--install` also ships the int8 graph.
+    Export {
+        #[arg(long)]
+        run: PathBuf,
+        /// A models folder (e.g. `models`) to copy the int8 graph into and record in its
+        /// manifest.toml.
+        #[arg(long)]
+        install: Option<PathBuf>,
+    },
+    /// The model card's table: GRX, and FERS-edge fp32 and int8 fused into RX and local RX,
+    /// per labelled scene, with times; scenes the model trained on are marked, not scored.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        /// A folder of labelled `.mat` scenes.
+        #[arg(long, default_value = "../shared/data/hsi")]
+        scenes: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -463,6 +517,77 @@ fn run_toy(command: ToyCommand) -> Result<()> {
 
 fn run_fers(command: FersCommand) -> Result<()> {
     match command {
+        FersCommand::Export { run, install } => {
+            use vigil::train::fers::pipeline;
+            let run = RunDir::open(&run)?;
+            let record = pipeline::export(&run)?;
+            println!(
+                "{} and {}: parity {:.1e}, int8 changes the maps by {:.1e} of their range; {} int8 layers; one {}×{} tile in {:.1} ms fp32, {:.1} ms int8",
+                record.fp32.display(),
+                record.int8.display(),
+                record.parity_relative,
+                record.int8_relative,
+                record.quantized_layers,
+                record.tile,
+                record.tile,
+                record.fp32_ms,
+                record.int8_ms
+            );
+            if let Some(models) = install {
+                let target = pipeline::install(&run, &models)?;
+                println!("installed {}", target.display());
+            }
+            Ok(())
+        }
+        FersCommand::Eval { run, scenes } => {
+            use vigil::train::fers::pipeline;
+            let run = RunDir::open(&run)?;
+            let results = pipeline::evaluate(&run, &scenes)?;
+            let record: pipeline::ExportRecord = run.read_json("export.json")?;
+            print!("{}", pipeline::card_table(record.bands, &results));
+            Ok(())
+        }
+        FersCommand::Train {
+            data,
+            sources,
+            validation,
+            out,
+            bands,
+            ferd_epochs,
+            student_epochs,
+            batch_size,
+            seed,
+            mobilenet,
+            backend,
+        } => {
+            use vigil::train::fers::model::FersEdgeConfig;
+            use vigil::train::fers::train::{FersTrainConfig, train};
+            let config = FersTrainConfig::new(FersEdgeConfig::new(bands))
+                .with_ferd_epochs(ferd_epochs)
+                .with_student_epochs(student_epochs)
+                .with_batch_size(batch_size)
+                .with_seed(seed);
+            let summary = train(
+                &data,
+                &sources,
+                &validation,
+                &mobilenet,
+                &out,
+                backend,
+                config,
+            )?;
+            println!(
+                "{}: FERD epoch {} (validation AUC {:.4}), student epoch {} ({:.4}); RX alone {:.4}; {:.0} s",
+                out.display(),
+                summary.ferd_best_epoch,
+                summary.ferd_validation_auc,
+                summary.student_best_epoch,
+                summary.student_validation_auc,
+                summary.rx_validation_auc,
+                summary.seconds
+            );
+            Ok(())
+        }
         FersCommand::MakeData {
             out,
             library,

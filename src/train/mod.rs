@@ -7,6 +7,7 @@
 //! tract path and [`crate::eval`] metrics.
 
 pub mod backend;
+pub mod fers;
 pub mod image;
 pub mod manifest;
 pub mod mobilenet;
@@ -41,6 +42,8 @@ pub enum TrainError {
     Torch(#[from] pytorch::TorchReadError),
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Hsi(#[from] crate::hsi::HsiError),
     #[error("checkpoint {0}")]
     Checkpoint(String),
     #[error("configuration: {0}")]
