@@ -66,6 +66,8 @@ enum HsiDetectorArg {
     Lrx,
     Slrx,
     Crd,
+    /// FERS-edge features (the shipped int8 model for the band count) fused into global RX.
+    Fers,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +114,12 @@ struct HsiArgs {
     threads: usize,
 }
 
+/// What scores a scene on `vigil hsi`.
+enum HsiScorer {
+    Classic(vigil::hsi::detect::SceneDetector),
+    Fers(Box<vigil::hsi::fers::FersEdge>),
+}
+
 fn hsi(args: HsiArgs) -> Result<()> {
     use vigil::hsi::detect::SceneDetector;
     use vigil::hsi::local::DualWindow;
@@ -126,22 +134,37 @@ fn hsi(args: HsiArgs) -> Result<()> {
         inner: args.inner,
         outer: args.outer,
     };
-    let detector = match args.detector {
-        HsiDetectorArg::Rx => SceneDetector::Rx,
-        HsiDetectorArg::Lrx => SceneDetector::Lrx { window },
-        HsiDetectorArg::Slrx => SceneDetector::Slrx {
+    let scorer = match args.detector {
+        HsiDetectorArg::Rx => HsiScorer::Classic(SceneDetector::Rx),
+        HsiDetectorArg::Lrx => HsiScorer::Classic(SceneDetector::Lrx { window }),
+        HsiDetectorArg::Slrx => HsiScorer::Classic(SceneDetector::Slrx {
             block_num: args.block_num,
-        },
-        HsiDetectorArg::Crd => SceneDetector::Crd {
+        }),
+        HsiDetectorArg::Crd => HsiScorer::Classic(SceneDetector::Crd {
             window,
             lambda: args.lambda,
-        },
+        }),
+        HsiDetectorArg::Fers => {
+            let manifest = vigil::detector::Manifest::shipped()?;
+            let name = vigil::hsi::fers::model_for(cube.bands(), args.bands)?;
+            HsiScorer::Fers(Box::new(vigil::hsi::fers::FersEdge::load(
+                &manifest, &name,
+            )?))
+        }
     };
-    let mahalanobis = matches!(detector, SceneDetector::Rx | SceneDetector::Lrx { .. });
+    let detector_name = match &scorer {
+        HsiScorer::Classic(detector) => detector.name(),
+        HsiScorer::Fers(_) => "fers-edge + rx",
+    };
+    // RX and LRX scores follow χ² for Gaussian backgrounds; FERS-edge's fused cube has no such
+    // law, so it thresholds on its own quantile like the other detectors.
+    let mahalanobis = matches!(
+        scorer,
+        HsiScorer::Classic(SceneDetector::Rx | SceneDetector::Lrx { .. })
+    );
     let rule = match (args.rule, mahalanobis) {
         (Some(HsiRuleArg::CfarChi2), false) => bail!(
-            "--rule cfar-chi2 needs χ²-distributed scores (rx, lrx); {} scores are not: use empirical-quantile",
-            detector.name()
+            "--rule cfar-chi2 needs χ²-distributed scores (rx, lrx); {detector_name} scores are not: use empirical-quantile"
         ),
         (Some(HsiRuleArg::CfarChi2), true) | (None, true) => {
             ThresholdRule::CfarChi2 { p_fa: args.p_fa }
@@ -152,7 +175,10 @@ fn hsi(args: HsiArgs) -> Result<()> {
     };
     rule.validate()?;
     let started = std::time::Instant::now();
-    let scores = detector.score(&cube, args.threads)?;
+    let scores = match &scorer {
+        HsiScorer::Classic(detector) => detector.score(&cube, args.threads)?,
+        HsiScorer::Fers(model) => model.score(&cube, args.threads)?,
+    };
     let elapsed = started.elapsed();
     let threshold = rule.threshold(cube.bands(), &scores)?;
     let flagged = scores.iter().filter(|&&s| f64::from(s) > threshold).count();
@@ -162,7 +188,7 @@ fn hsi(args: HsiArgs) -> Result<()> {
         cube.rows(),
         cube.cols(),
         cube.bands(),
-        detector.name(),
+        detector_name,
         elapsed.as_secs_f64() * 1e3
     );
     println!(

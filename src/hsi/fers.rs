@@ -265,6 +265,42 @@ impl FersEdge {
     }
 }
 
+/// The band counts FERS-edge models ship for, as the paper's checkpoints.
+pub const SHIPPED_BANDS: [usize; 3] = [200, 100, 50];
+
+/// The shipped model for a scene of `available` bands: `fers-edge-<wanted>` when a band count
+/// is asked for, else the widest one the scene can feed.
+pub fn model_for(available: usize, wanted: Option<usize>) -> Result<String, HsiError> {
+    let bands =
+        match wanted {
+            Some(bands) => bands,
+            None => SHIPPED_BANDS.into_iter().find(|&b| b <= available).ok_or(
+                HsiError::TooFewBands {
+                    needed: SHIPPED_BANDS[SHIPPED_BANDS.len() - 1],
+                    found: available,
+                },
+            )?,
+        };
+    Ok(format!("fers-edge-{bands}"))
+}
+
+impl FersEdge {
+    /// FERS-edge + global RX on a raw scene: the first [`Self::bands`] bands, normalised,
+    /// fused as the paper fuses at that band count.
+    pub fn score(&self, cube: &Cube, threads: usize) -> Result<Vec<f32>, HsiError> {
+        let data = normalise(&cube.first_bands(self.bands)?)?;
+        let features = self.features(&data)?;
+        let par = if threads <= 1 {
+            faer::Par::Seq
+        } else {
+            faer::Par::rayon(threads)
+        };
+        fused_scores(&data, &features, Fusion::for_bands(self.bands), |c| {
+            super::background::global_rx(c, par)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +353,18 @@ mod tests {
         assert!(message.contains("does not fit"), "{message}");
         assert_eq!(Fusion::for_bands(50), Fusion::Hadamard);
         assert_eq!(Fusion::for_bands(100), Fusion::Sum);
+    }
+
+    #[test]
+    fn the_widest_model_the_scene_can_feed_is_chosen() {
+        assert_eq!(model_for(224, None).unwrap(), "fers-edge-200");
+        assert_eq!(model_for(188, None).unwrap(), "fers-edge-100");
+        assert_eq!(model_for(60, None).unwrap(), "fers-edge-50");
+        assert_eq!(model_for(188, Some(50)).unwrap(), "fers-edge-50");
+        let message = model_for(30, None).unwrap_err().to_string();
+        assert!(
+            message.contains("50 bands are needed, the cube has 30"),
+            "{message}"
+        );
     }
 }

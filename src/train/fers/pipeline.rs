@@ -342,9 +342,15 @@ fn evaluate_scene(
         grx_seconds: None,
         note: None,
     };
+    // Patches are written as `<scene stem>_<n>.npy`.
     let seen = trained.config.training_files.iter().any(|file| {
-        file.file_stem()
-            .is_some_and(|stem| stem.to_string_lossy().starts_with(name))
+        file.file_stem().is_some_and(|stem| {
+            let stem = stem.to_string_lossy();
+            stem == name
+                || stem
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('_'))
+        })
     });
     if seen {
         result.note = Some("patches of this scene trained the model: not reported".into());
