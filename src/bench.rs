@@ -348,6 +348,68 @@ pub fn hsi_rx(runs: usize) -> Result<Vec<Comparison>, BenchError> {
     ])
 }
 
+/// FERS-edge latency on one 64×64 tile of the first 200 bands of the RX bench scene (a
+/// 100×100 scene is four tiles), one thread, for the shipped int8 graph and its fp32 original,
+/// each against onnxruntime running the same ONNX file on the same tile.
+pub fn fers_edge(runs: usize) -> Result<Vec<Comparison>, BenchError> {
+    use crate::hsi::fers::{FersEdge, normalise};
+    const BANDS: usize = 200;
+    const TILE: usize = 64;
+    let manifest = Manifest::shipped().map_err(setup)?;
+    let (cube, what) = rx_bench_cube()?;
+    let scene = normalise(&cube.first_bands(BANDS).map_err(setup)?).map_err(setup)?;
+    let values: Vec<f32> = (0..TILE)
+        .flat_map(|row| scene.line(row)[..TILE * BANDS].to_vec())
+        .collect();
+    let tile = crate::hsi::Cube::from_bip(TILE, TILE, BANDS, values).map_err(setup)?;
+    let dir = tempfile_dir()?;
+    let path = dir.join("tile.npy");
+    write_npy(&path, &[1, TILE, TILE, BANDS], tile.data()).map_err(setup)?;
+    let mut comparisons = Vec::new();
+    for name in ["fers-edge-200", "fers-edge-200-fp32"] {
+        let result = (|| {
+            let model = FersEdge::load(&manifest, name).map_err(setup)?;
+            for _ in 0..3 {
+                model.features(&tile).map_err(setup)?;
+            }
+            let times = (0..runs)
+                .map(|_| {
+                    let start = Instant::now();
+                    model.features(&tile).map(|_| start.elapsed())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(setup)?;
+            let spec = manifest.model(name).map_err(setup)?;
+            let peer = peer_json(
+                &repo().join("scripts/bench/onnxruntime_peer.py"),
+                &[
+                    manifest.path_of(spec.onnx_file()).display().to_string(),
+                    path.display().to_string(),
+                    "--threads".into(),
+                    "1".into(),
+                    "--runs".into(),
+                    runs.to_string(),
+                ],
+            )?;
+            Ok(Comparison {
+                what: format!("{name}, one {TILE}×{TILE} tile of {what}, 1 thread"),
+                ours_ms: median_ms(times),
+                peer: format!("onnxruntime {}", peer["version"].as_str().unwrap_or("?")),
+                peer_ms: number(&peer, "median_ms")?,
+            })
+        })();
+        match result {
+            Ok(comparison) => comparisons.push(comparison),
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(err);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(comparisons)
+}
+
 /// A scratch folder for the files peers read; callers remove it when done.
 fn tempfile_dir() -> Result<PathBuf, BenchError> {
     let dir = std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()));

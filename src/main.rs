@@ -321,6 +321,9 @@ fn bench(runs: usize, suite: BenchSuite) -> Result<()> {
                 "streaming RX, 512 px × 200 bands, covariance refactored every {refresh} line(s), 2 threads: {lines_per_s:.0} lines/s"
             );
         }
+        for comparison in vigil::bench::fers_edge(runs.clamp(5, 50))? {
+            print(&comparison);
+        }
     }
     if suite == BenchSuite::Hsi {
         println!("ratio = vigil / peer: below 1 means vigil is faster");

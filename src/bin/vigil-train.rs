@@ -534,8 +534,9 @@ fn run_fers(command: FersCommand) -> Result<()> {
                 record.int8_ms
             );
             if let Some(models) = install {
-                let target = pipeline::install(&run, &models)?;
-                println!("installed {}", target.display());
+                for target in pipeline::install(&run, &models)? {
+                    println!("installed {}", target.display());
+                }
             }
             Ok(())
         }

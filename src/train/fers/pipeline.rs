@@ -106,8 +106,8 @@ pub fn export(run: &RunDir) -> Result<ExportRecord, TrainError> {
     }
     let fp32_ms = median_latency_ms(&fp32_plan, &shape, &tiles[0], 10)?;
     let int8_ms = median_latency_ms(&int8_plan, &shape, &tiles[0], 10)?;
-    let fp32_path = run.file(&format!("fers-edge-{bands}-fp32.onnx"));
-    let int8_path = run.file(&format!("fers-edge-{bands}.onnx"));
+    let fp32_path = run.file(&format!("{}.onnx", model_name(bands, false)));
+    let int8_path = run.file(&format!("{}.onnx", model_name(bands, true)));
     onnx::save(&fp32_model, &fp32_path)?;
     onnx::save(&quantized.model, &int8_path)?;
     let record = ExportRecord {
@@ -130,22 +130,28 @@ pub fn export(run: &RunDir) -> Result<ExportRecord, TrainError> {
     Ok(record)
 }
 
-/// Copies the run's int8 graph into `models_dir/fers-edge/` and records it in that folder's
-/// `manifest.toml`, which is how a model ships.
-pub fn install(run: &RunDir, models_dir: &Path) -> Result<PathBuf, TrainError> {
+/// Copies the run's int8 graph and its fp32 original into `models_dir/fers-edge/` and
+/// records both in that folder's `manifest.toml`, which is how a model ships. (The fp32 graph
+/// ships too: on x86 tract runs it faster than the int8 one, see the model card.)
+pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
     let trained = load_trained(run)?;
     let record: ExportRecord = run.read_json("export.json")?;
     let dir = models_dir.join("fers-edge");
     std::fs::create_dir_all(&dir)
         .map_err(|e| TrainError::Config(format!("{}: {e}", dir.display())))?;
-    let target = dir.join(format!("fers-edge-{}.onnx", record.bands));
-    std::fs::copy(&record.int8, &target)
-        .map_err(|e| TrainError::Config(format!("{}: {e}", target.display())))?;
-    let mut entry = model_entry(&trained, &record, true);
-    entry.files = vec![target.clone()];
-    upsert(&models_dir.join("manifest.toml"), &entry)
-        .map_err(|e| TrainError::Config(e.to_string()))?;
-    Ok(target)
+    let mut installed = Vec::new();
+    for int8 in [true, false] {
+        let source = if int8 { &record.int8 } else { &record.fp32 };
+        let target = dir.join(format!("{}.onnx", model_name(record.bands, int8)));
+        std::fs::copy(source, &target)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", target.display())))?;
+        let mut entry = model_entry(&trained, &record, int8);
+        entry.files = vec![target.clone()];
+        upsert(&models_dir.join("manifest.toml"), &entry)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        installed.push(target);
+    }
+    Ok(installed)
 }
 
 fn model_entry(trained: &TrainedFers, record: &ExportRecord, int8: bool) -> ModelEntry {
@@ -178,9 +184,8 @@ fn model_entry(trained: &TrainedFers, record: &ExportRecord, int8: bool) -> Mode
             if int8 { "int8 1×1 layers" } else { "fp32" }
         ),
         source: format!(
-            "trained by vigil-train on the background cubes of {} ({}); MobileNetV2 ImageNet weights (torchvision, BSD-3) frozen inside",
-            trained.config.data.display(),
-            trained.config.sources.join(", ")
+            "trained by `vigil-train fers train` on background cubes only ({}), checkpoints chosen on synthetic validation scenes; frozen torchvision MobileNetV2 ImageNet weights inside (BSD-3); earthlib spectra (MIT)",
+            trained.config.sources.join(" + ")
         ),
         files: vec![if int8 {
             record.int8.clone()
