@@ -220,7 +220,7 @@ fn training_refuses_bad_data_before_creating_the_run() {
     let train_dir = data.join("train/synthetic");
     std::fs::create_dir_all(&train_dir).unwrap();
     vigil::io::npy::write_npy(
-        &train_dir.join("odd.npy"),
+        train_dir.join("odd.npy"),
         &[20, 20, BANDS],
         &vec![0.5f32; 400 * BANDS],
     )
@@ -235,7 +235,7 @@ fn training_refuses_bad_data_before_creating_the_run() {
     let train_dir = data.join("train/synthetic");
     std::fs::create_dir_all(&train_dir).unwrap();
     let values: Vec<f32> = (0..64 * 64 * 8).map(|i| (i % 97) as f32).collect();
-    vigil::io::npy::write_npy(&train_dir.join("narrow.npy"), &[64, 64, 8], &values).unwrap();
+    vigil::io::npy::write_npy(train_dir.join("narrow.npy"), &[64, 64, 8], &values).unwrap();
     let message = attempt(&data);
     assert!(
         message.contains("narrow.npy") && message.contains("bands are needed"),
