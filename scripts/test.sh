@@ -29,13 +29,22 @@ $train mobilenet classify --model "$work/mobilenet/mobilenet_v2.onnx" models/cac
 $train fers make-data --out "$work/fers" --train 2 --test 2 --size 32 --bands 50
 target/release/vigil hsi "$work/fers/test/synthetic/test_0000.npy" --scores "$work/fers/scores.npy"
 target/release/vigil hsi ../shared/data/hsi/abu-urban-1.mat --detector slrx --map "$work/urban-1.png"
+# FERS-edge through its commands on a small configuration (50 bands: the Hadamard fusion), and
+# the shipped 200-band model from `vigil hsi`.
+$train fers make-data --out "$work/fers64" --train 2 --test 2 --size 64 --bands 50 --fill 0.1
+$train fers train --data "$work/fers64" --sources synthetic --out "$work/fers-run" --bands 50 \
+  --ferd-epochs 1 --student-epochs 1 --batch-size 2
+$train fers export --run "$work/fers-run"
+$train fers eval --run "$work/fers-run" --scenes ../shared/data/hsi
+target/release/vigil hsi ../shared/data/hsi/abu-urban-2.mat --detector fers --scores "$work/fers.npy"
 pyref=target/pyref
 if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
   python3 -m venv "$pyref"
   "$pyref/bin/pip" install --quiet numpy onnx onnxruntime
 fi
 "$pyref/bin/python" scripts/reference/check_onnx_ort.py "$train" \
-  "$work/run/model.onnx" "$work/run/model-int8.onnx" "$work/mobilenet/mobilenet_v2.onnx"
+  "$work/run/model.onnx" "$work/run/model-int8.onnx" "$work/mobilenet/mobilenet_v2.onnx" \
+  models/fers-edge/*.onnx
 
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc

@@ -5,11 +5,16 @@ use std::path::Path;
 
 use crate::capture::{CaptureError, Source};
 use crate::detector::{DetectorError, Manifest, Plan};
+use crate::hsi::fers::FersEdge;
+use crate::hsi::threshold::ThresholdRule;
 use crate::metrics::{Metrics, MetricsServer};
 use crate::models::audio_events::{
     AudioEventsDecide, AudioEventsPrepare, ClassMap, YamnetDetector,
 };
-use crate::models::hyperspectral::{AnomalyDecide, LinePrepare, STREAMING_RX, StreamingRxDetect};
+use crate::models::hyperspectral::{
+    AnomalyDecide, FersBlockDetect, HyperspectralDetect, LinePrepare, STREAMING_RX,
+    StreamingRxDetect,
+};
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
 use crate::prepare::mel::LogMelConfig;
 use crate::profile::{Profile, SinkSettings, SourceSettings, StreamSettings};
@@ -38,6 +43,8 @@ pub enum RuntimeError {
 
 /// The families vigil knows, by the manifest's `family` field.
 const AUDIO_EVENTS: &str = "audio_events";
+/// FERS-edge feature models, which hyperspectral streams run block by block.
+const FERS_EDGE: &str = "fers_edge";
 /// Hyperspectral streams; their built-in detector (`model = "rx"`) needs no manifest entry.
 const HYPERSPECTRAL: &str = "hyperspectral";
 
@@ -162,7 +169,7 @@ enum StreamParts {
     Hyperspectral {
         source: Box<dyn Source>,
         prepare: LinePrepare,
-        detect: StreamingRxDetect,
+        detect: HyperspectralDetect,
         decide: AnomalyDecide,
     },
 }
@@ -219,22 +226,59 @@ fn plan_for(plans: &mut Plans, manifest: &Manifest, model: &str) -> Result<Plan,
 fn build_hyperspectral(
     stream: &StreamSettings,
     profile: &Profile,
+    manifest: &Manifest,
 ) -> Result<StreamParts, RuntimeError> {
-    if stream.model != STREAMING_RX {
-        return Err(stream_error(
-            stream,
-            format!(
-                "hyperspectral model {:?} is unknown (this build detects with {STREAMING_RX:?})",
-                stream.model
-            ),
-        ));
-    }
     let settings = stream.hyperspectral.clone().unwrap_or_default();
+    let detect = if stream.model == STREAMING_RX {
+        HyperspectralDetect::StreamingRx(StreamingRxDetect::new(
+            settings.streaming,
+            settings.threads,
+        ))
+    } else {
+        let spec = manifest.model(&stream.model).map_err(|_| {
+            stream_error(
+                stream,
+                format!(
+                    "hyperspectral model {:?} is neither the built-in {STREAMING_RX:?} nor in the manifest",
+                    stream.model
+                ),
+            )
+        })?;
+        if spec.family != FERS_EDGE {
+            return Err(stream_error(
+                stream,
+                format!(
+                    "model {} is a {} model; hyperspectral streams run {STREAMING_RX:?} or a {FERS_EDGE} model",
+                    spec.name, spec.family
+                ),
+            ));
+        }
+        if matches!(settings.threshold, ThresholdRule::CfarChi2 { .. }) {
+            return Err(stream_error(
+                stream,
+                "FERS-edge's fused scores carry no χ² law: set threshold = { rule = \"empirical-quantile\", p_fa = ... }",
+            ));
+        }
+        let model =
+            FersEdge::load(manifest, &stream.model).map_err(|err| stream_error(stream, err))?;
+        if settings.bands != 0 && settings.bands < model.bands() {
+            return Err(stream_error(
+                stream,
+                format!(
+                    "bands = {} keeps fewer bands than {} reads ({})",
+                    settings.bands,
+                    stream.model,
+                    model.bands()
+                ),
+            ));
+        }
+        HyperspectralDetect::Fers(FersBlockDetect::new(model, settings.threads))
+    };
     let map_dir = settings.map_dir.as_ref().map(|dir| profile.resolve(dir));
     Ok(StreamParts::Hyperspectral {
         source: build_source(stream, HYPERSPECTRAL, &profile.dir)?,
         prepare: LinePrepare::new(settings.bands),
-        detect: StreamingRxDetect::new(settings.streaming, settings.threads),
+        detect,
         decide: AnomalyDecide::new(&stream.name, &stream.model, &settings, map_dir)
             .map_err(|err| stream_error(stream, err))?,
     })
@@ -268,7 +312,7 @@ fn build_stream(
     plans: &mut Plans,
 ) -> Result<StreamParts, RuntimeError> {
     if is_hyperspectral(stream) {
-        return build_hyperspectral(stream, profile);
+        return build_hyperspectral(stream, profile, manifest);
     }
     let spec = manifest.model(&stream.model)?;
     match spec.family.as_str() {

@@ -22,6 +22,10 @@ fn scene() -> Scene {
 }
 
 fn run(dir: &Path, source: &str) -> Vec<serde_json::Value> {
+    run_with(dir, source, "rx", r#"{ rule = "cfar-chi2", p_fa = 1e-7 }"#)
+}
+
+fn run_with(dir: &Path, source: &str, model: &str, threshold: &str) -> Vec<serde_json::Value> {
     let alerts_file = dir.join("alerts.jsonl");
     let text = format!(
         r#"
@@ -32,10 +36,10 @@ journal = "journal"
 sinks = [{{ kind = "jsonl", name = "file", path = "{}" }}]
 [[stream]]
 name = "hsi0"
-model = "rx"
+model = "{model}"
 source = {source}
 [stream.hyperspectral]
-threshold = {{ rule = "cfar-chi2", p_fa = 1e-7 }}
+threshold = {threshold}
 map_dir = "maps"
 map_lines = 40
 "#,
@@ -197,4 +201,96 @@ source = { kind = "scene", path = "flight.hdr" }
         .unwrap()
         .to_string();
     assert!(message.contains("fers-200"), "{message}");
+}
+
+/// The same flight through the shipped FERS-edge model: lines gathered into 64-line blocks,
+/// the last (partial) block scored when the stream ends, every target found.
+#[test]
+fn a_flight_line_through_fers_edge_finds_its_targets_in_full_and_partial_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = Scene::generate(&SceneConfig {
+        rows: 100,
+        cols: 50,
+        bands: 200,
+        targets: 6,
+        target_fraction: 0.4,
+        seed: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(
+        scene.targets.iter().any(|&(row, _)| row >= 64),
+        "a target must lie in the partial block"
+    );
+    let header = scene.write_envi(dir.path(), "flight").unwrap();
+    let alerts = run_with(
+        dir.path(),
+        &format!("{{ kind = \"scene\", path = \"{}\" }}", header.display()),
+        "fers-edge-200",
+        r#"{ rule = "empirical-quantile", p_fa = 2e-3 }"#,
+    );
+    // The bank's 3×3 convolutions spread a target into its neighbours, so its region may be a
+    // neighbour of its pixel: a target counts as found within one pixel of a region.
+    let boxes: Vec<[u64; 4]> = alerts
+        .iter()
+        .filter(|a| a["phase"] == "new")
+        .map(|a| {
+            assert_eq!(a["threshold_rule"], "empirical-quantile");
+            let r = &a["regions"][0];
+            ["x", "y", "width", "height"].map(|k| r[k].as_u64().unwrap())
+        })
+        .collect();
+    for &(row, col) in &scene.targets {
+        let (row, col) = (row as u64, col as u64);
+        assert!(
+            boxes
+                .iter()
+                .any(|&[x, y, w, h]| (x..=x + w + 1).contains(&(col + 1))
+                    && (y..=y + h + 1).contains(&(row + 1))),
+            "target at ({row}, {col}) missed: {boxes:?}"
+        );
+    }
+    assert!(
+        boxes.len() <= scene.targets.len() + 2,
+        "too many false alarms: {boxes:?}"
+    );
+}
+
+#[test]
+fn fers_edge_streams_refuse_a_chi2_threshold_and_a_non_hyperspectral_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    let profile = |model: &str, threshold: &str| {
+        Profile::parse(
+            &format!(
+                r#"
+[box]
+name = "payload"
+[alerts]
+journal = "journal"
+sinks = [{{ kind = "jsonl", name = "out", path = "-" }}]
+[[stream]]
+name = "hsi0"
+model = "{model}"
+source = {{ kind = "scene", path = "flight.hdr" }}
+[stream.hyperspectral]
+threshold = {threshold}
+"#
+            ),
+            &path,
+        )
+        .unwrap()
+    };
+    let chi2 = profile("fers-edge-200", r#"{ rule = "cfar-chi2", p_fa = 1e-4 }"#);
+    let message = vigil::runtime::check(&chi2).err().unwrap().to_string();
+    assert!(
+        message.contains("χ²") && message.contains("empirical-quantile"),
+        "{message}"
+    );
+    let audio = profile("yamnet", r#"{ rule = "empirical-quantile", p_fa = 1e-4 }"#);
+    let message = vigil::runtime::check(&audio).err().unwrap().to_string();
+    assert!(
+        message.contains("yamnet") && message.contains("audio_events"),
+        "{message}"
+    );
 }

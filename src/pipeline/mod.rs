@@ -194,12 +194,14 @@ impl Pipeline {
         let stage_stop = stop.clone();
         let stream_name = stream.to_string();
         threads.push(spawn_named(format!("detect-{stream}"), move || {
+            let mut last_stamp = None;
             while let Some(Msg {
                 stamp,
                 queued,
                 value,
             }) = receive(&inputs_rx, &stage_stop)
             {
+                last_stamp = Some(stamp);
                 match detect.detect(value) {
                     Ok(scores) => scores_tx.send(Msg {
                         stamp,
@@ -212,6 +214,19 @@ impl Pipeline {
                     }
                 }
                 sm.detect_latency.observe(queued.elapsed().as_secs_f64());
+            }
+            // What a detector still holds (a partial block) is scored, not dropped.
+            match (detect.finish(), last_stamp) {
+                (Ok(Some(scores)), Some(stamp)) => scores_tx.send(Msg {
+                    stamp,
+                    queued: Instant::now(),
+                    value: scores,
+                }),
+                (Ok(_), _) => {}
+                (Err(err), _) => {
+                    sm.stage_errors.inc();
+                    log::warn!("stream {stream_name}: {err}");
+                }
             }
         })?);
 

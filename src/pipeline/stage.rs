@@ -30,6 +30,10 @@ pub trait Detect: Send + 'static {
     type Input: Send + 'static;
     type Output: Send + 'static;
     fn detect(&mut self, input: Self::Input) -> Result<Self::Output, StageError>;
+    /// The stream ended: score what is still held (a partial block), if anything.
+    fn finish(&mut self) -> Result<Option<Self::Output>, StageError> {
+        Ok(None)
+    }
 }
 
 /// Scores to alerts.

@@ -221,10 +221,8 @@ impl AnomalyDecide {
                     }
                 }
             }
-            ThresholdRule::EmpiricalQuantile { p_fa } => {
-                self.histogram.add(&line.scored.scores);
-                self.histogram.upper_quantile(p_fa)
-            }
+            // The batch's scores are already in the histogram (see `decide`).
+            ThresholdRule::EmpiricalQuantile { p_fa } => self.histogram.upper_quantile(p_fa),
         }
     }
 
@@ -404,6 +402,14 @@ impl Decide for AnomalyDecide {
     type Input = Vec<LineScores>;
 
     fn decide(&mut self, stamp: Stamp, lines: Vec<LineScores>, emit: &mut dyn FnMut(Alert)) {
+        // Lines handed over together (a FERS-edge block, streaming RX's warm-up) share one
+        // empirical threshold over every score so far, theirs included: the first lines of a
+        // flight are not judged against a quantile of a few hundred scores.
+        if let ThresholdRule::EmpiricalQuantile { .. } = self.rule {
+            for line in &lines {
+                self.histogram.add(&line.scored.scores);
+            }
+        }
         for line in lines {
             let threshold = self.threshold(&line);
             self.record_map(&line, threshold);

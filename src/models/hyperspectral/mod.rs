@@ -5,11 +5,13 @@
 
 mod decide;
 mod detect;
+mod fers;
 pub mod map;
 mod prepare;
 
 pub use decide::AnomalyDecide;
 pub use detect::StreamingRxDetect;
+pub use fers::{FersBlockDetect, HyperspectralDetect};
 pub use prepare::LinePrepare;
 
 use std::path::PathBuf;
@@ -19,7 +21,8 @@ use serde::Deserialize;
 use crate::hsi::streaming::StreamingSettings;
 use crate::hsi::threshold::ThresholdRule;
 
-/// The built-in detector a hyperspectral stream names as its `model`.
+/// The built-in detector a hyperspectral stream names as its `model`; any other name is a
+/// FERS-edge model from the manifest (`fers-edge-200`, ...).
 pub const STREAMING_RX: &str = "rx";
 
 /// `[stream.hyperspectral]` in a profile.
