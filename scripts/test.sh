@@ -37,6 +37,7 @@ $train fers train --data "$work/fers64" --sources synthetic --out "$work/fers-ru
 $train fers export --run "$work/fers-run"
 $train fers eval --run "$work/fers-run" --scenes ../shared/data/hsi
 target/release/vigil hsi ../shared/data/hsi/abu-urban-2.mat --detector fers --scores "$work/fers.npy"
+for profile in targets/*.toml; do target/release/vigil check "$profile"; done
 pyref=target/pyref
 if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
   python3 -m venv "$pyref"
