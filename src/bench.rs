@@ -119,23 +119,37 @@ pub fn yamnet(runs: usize) -> Result<Comparison, BenchError> {
         times.push(start.elapsed());
     }
     let model = manifest.path_of(plan.spec().onnx_file());
+    let (peer, peer_ms) = onnxruntime_median_ms(&model, &patches_path, runs)?;
+    Ok(Comparison {
+        what: "YAMNet int8, one 0.96 s patch, 1 thread".into(),
+        ours_ms: median_ms(times),
+        peer,
+        peer_ms,
+    })
+}
+
+/// onnxruntime's median single-thread latency of `model` on the inputs in `inputs` (a batch
+/// along axis 0, fed one at a time), and its name with version.
+fn onnxruntime_median_ms(
+    model: &Path,
+    inputs: &Path,
+    runs: usize,
+) -> Result<(String, f64), BenchError> {
     let peer = peer_json(
         &repo().join("scripts/bench/onnxruntime_peer.py"),
         &[
             model.display().to_string(),
-            patches_path.display().to_string(),
+            inputs.display().to_string(),
             "--threads".into(),
             "1".into(),
             "--runs".into(),
             runs.to_string(),
         ],
     )?;
-    Ok(Comparison {
-        what: "YAMNet int8, one 0.96 s patch, 1 thread".into(),
-        ours_ms: median_ms(times),
-        peer: format!("onnxruntime {}", peer["version"].as_str().unwrap_or("?")),
-        peer_ms: number(&peer, "median_ms")?,
-    })
+    Ok((
+        format!("onnxruntime {}", peer["version"].as_str().unwrap_or("?")),
+        number(&peer, "median_ms")?,
+    ))
 }
 
 /// The log-mel front end on 10 s of audio, against numpy and librosa.
@@ -380,22 +394,13 @@ pub fn fers_edge(runs: usize) -> Result<Vec<Comparison>, BenchError> {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(setup)?;
             let spec = manifest.model(name).map_err(setup)?;
-            let peer = peer_json(
-                &repo().join("scripts/bench/onnxruntime_peer.py"),
-                &[
-                    manifest.path_of(spec.onnx_file()).display().to_string(),
-                    path.display().to_string(),
-                    "--threads".into(),
-                    "1".into(),
-                    "--runs".into(),
-                    runs.to_string(),
-                ],
-            )?;
+            let (peer, peer_ms) =
+                onnxruntime_median_ms(&manifest.path_of(spec.onnx_file()), &path, runs)?;
             Ok(Comparison {
                 what: format!("{name}, one {TILE}×{TILE} tile of {what}, 1 thread"),
                 ours_ms: median_ms(times),
-                peer: format!("onnxruntime {}", peer["version"].as_str().unwrap_or("?")),
-                peer_ms: number(&peer, "median_ms")?,
+                peer,
+                peer_ms,
             })
         })();
         match result {

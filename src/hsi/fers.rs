@@ -9,6 +9,7 @@
 
 use tract_onnx::prelude::Tensor;
 
+use super::local::min_max;
 use super::{Cube, HsiError};
 use crate::detector::{Manifest, Plan, Session};
 
@@ -19,25 +20,8 @@ pub const SPATIAL_OUTPUT: &str = "spatial";
 /// FERS's input scaling: a global min–max over the whole cube to [−1, 1], then ×0.1.
 /// A constant cube has no range to scale and is refused.
 pub fn normalise(cube: &Cube) -> Result<Cube, HsiError> {
-    cube.check_finite()?;
-    let (low, high) = cube
-        .data()
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    // Finite values (checked above), so the range is a number.
-    let range = f64::from(high) - f64::from(low);
-    if range <= 0.0 {
-        return Err(HsiError::Detector(format!(
-            "the cube is constant ({low}): FERS-edge needs a range to normalise"
-        )));
-    }
-    let data = cube
-        .data()
-        .iter()
-        .map(|&v| ((2.0 * (f64::from(v) - f64::from(low)) / range - 1.0) * 0.1) as f32)
-        .collect();
+    let unit = super::local::normalised(cube)?;
+    let data = unit.into_iter().map(|v| (2.0 * v - 1.0) * 0.1).collect();
     let mut out = Cube::from_bip(cube.rows(), cube.cols(), cube.bands(), data)?;
     out.wavelengths = cube.wavelengths.clone();
     out.map_info = cube.map_info.clone();
@@ -103,25 +87,11 @@ pub fn fused_scores(
     match fusion {
         Fusion::Sum => detector(&plus(&[&features.spectral, &features.spatial])?),
         Fusion::Hadamard => {
-            let spatial = min_max(detector(&plus(&[&features.spatial])?)?);
-            let spectral = min_max(detector(&plus(&[&features.spectral])?)?);
+            let spatial = min_max(&detector(&plus(&[&features.spatial])?)?);
+            let spectral = min_max(&detector(&plus(&[&features.spectral])?)?);
             Ok(spatial.iter().zip(&spectral).map(|(a, b)| a * b).collect())
         }
     }
-}
-
-/// Scales scores to [0, 1]; constant scores become zeros.
-fn min_max(scores: Vec<f32>) -> Vec<f32> {
-    let (low, high) = scores
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    let range = high - low;
-    if !range.is_finite() || range <= 0.0 {
-        return vec![0.0; scores.len()];
-    }
-    scores.into_iter().map(|v| (v - low) / range).collect()
 }
 
 /// Index `i` of a padded axis mapped into `0..n` by mirroring about the edge pixels (numpy's
