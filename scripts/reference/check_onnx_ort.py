@@ -6,6 +6,12 @@ on a seeded random input must match tract's (run through `vigil-train run-onnx`)
 tolerance. Needs numpy, onnx and onnxruntime from PyPI; no PyTorch.
 
     python3 check_onnx_ort.py VIGIL_TRAIN MODEL.onnx [MODEL.onnx ...] [--tolerance 1e-4]
+
+Float graphs must agree to the tolerance everywhere. Graphs with integer ops (QuantizeLinear,
+MatMulInteger) legitimately differ where a value lands on a rounding tie after float ops summed
+in another order: one quantization step, which then propagates. For them at most 0.1 % of the
+outputs may exceed the tolerance, and none by more than 1 % of the output's largest magnitude
+(measured: 0.01-0.02 % of values, by at most 0.5 %, on the FERS-edge graphs).
 """
 import argparse
 import os
@@ -42,11 +48,23 @@ def main():
                 check=True,
             )
             actual = np.load(os.path.join(tmp, "out.npy"))
-        diff = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else float("inf")
-        ok = diff <= args.tolerance
+        detail = ""
+        if actual.shape != expected.shape:
+            diff, ok = float("inf"), False
+        else:
+            gap = np.abs(actual - expected)
+            diff = float(np.max(gap))
+            quantized = any(n.op_type in ("QuantizeLinear", "MatMulInteger") for n in model.graph.node)
+            if quantized:
+                scale = float(np.max(np.abs(expected))) or 1.0
+                beyond = float(np.mean(gap > args.tolerance))
+                ok = beyond <= 1e-3 and diff <= 0.01 * scale
+                detail = f", {beyond:.3%} of values beyond {args.tolerance:g}, largest |output| {scale:.3g}"
+            else:
+                ok = diff <= args.tolerance
         failed |= not ok
         print(f"{'ok  ' if ok else 'FAIL'} {path}: onnx.checker passed, onnxruntime {ort.__version__} "
-              f"vs tract max |diff| {diff:.2e} (shape {list(expected.shape)})")
+              f"vs tract max |diff| {diff:.2e}{detail} (shape {list(expected.shape)})")
     sys.exit(1 if failed else 0)
 
 
