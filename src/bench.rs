@@ -366,7 +366,7 @@ pub fn hsi_rx(runs: usize) -> Result<Vec<Comparison>, BenchError> {
 /// 100×100 scene is four tiles), one thread, for the shipped int8 graph and its fp32 original,
 /// each against onnxruntime running the same ONNX file on the same tile.
 pub fn fers_edge(runs: usize) -> Result<Vec<Comparison>, BenchError> {
-    use crate::hsi::fers::{FersEdge, normalise};
+    use crate::hsi::fers::normalise;
     const BANDS: usize = 200;
     const TILE: usize = 64;
     let manifest = Manifest::shipped().map_err(setup)?;
@@ -379,40 +379,45 @@ pub fn fers_edge(runs: usize) -> Result<Vec<Comparison>, BenchError> {
     let dir = tempfile_dir()?;
     let path = dir.join("tile.npy");
     write_npy(&path, &[1, TILE, TILE, BANDS], tile.data()).map_err(setup)?;
-    let mut comparisons = Vec::new();
-    for name in ["fers-edge-200", "fers-edge-200-fp32"] {
-        let result = (|| {
-            let model = FersEdge::load(&manifest, name).map_err(setup)?;
-            for _ in 0..3 {
-                model.features(&tile).map_err(setup)?;
-            }
-            let times = (0..runs)
-                .map(|_| {
-                    let start = Instant::now();
-                    model.features(&tile).map(|_| start.elapsed())
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(setup)?;
-            let spec = manifest.model(name).map_err(setup)?;
-            let (peer, peer_ms) =
-                onnxruntime_median_ms(&manifest.path_of(spec.onnx_file()), &path, runs)?;
-            Ok(Comparison {
-                what: format!("{name}, one {TILE}×{TILE} tile of {what}, 1 thread"),
-                ours_ms: median_ms(times),
-                peer,
-                peer_ms,
-            })
-        })();
-        match result {
-            Ok(comparison) => comparisons.push(comparison),
-            Err(err) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(err);
-            }
-        }
-    }
+    let what = format!("one {TILE}×{TILE} tile of {what}, 1 thread");
+    let comparisons = ["fers-edge-200", "fers-edge-200-fp32"]
+        .into_iter()
+        .map(|name| fers_edge_tile(&manifest, name, &tile, &path, &what, runs))
+        .collect();
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(comparisons)
+    comparisons
+}
+
+/// One FERS-edge graph on `tile` in vigil, and in onnxruntime on the same tile saved at
+/// `tile_npy`.
+fn fers_edge_tile(
+    manifest: &Manifest,
+    name: &str,
+    tile: &crate::hsi::Cube,
+    tile_npy: &Path,
+    what: &str,
+    runs: usize,
+) -> Result<Comparison, BenchError> {
+    let model = crate::hsi::fers::FersEdge::load(manifest, name).map_err(setup)?;
+    for _ in 0..3 {
+        model.features(tile).map_err(setup)?;
+    }
+    let times = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            model.features(tile).map(|_| start.elapsed())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(setup)?;
+    let spec = manifest.model(name).map_err(setup)?;
+    let (peer, peer_ms) =
+        onnxruntime_median_ms(&manifest.path_of(spec.onnx_file()), tile_npy, runs)?;
+    Ok(Comparison {
+        what: format!("{name}, {what}"),
+        ours_ms: median_ms(times),
+        peer,
+        peer_ms,
+    })
 }
 
 /// A scratch folder for the files peers read; callers remove it when done.

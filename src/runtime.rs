@@ -227,6 +227,7 @@ fn build_hyperspectral(
     stream: &StreamSettings,
     profile: &Profile,
     manifest: &Manifest,
+    plans: &mut Plans,
 ) -> Result<StreamParts, RuntimeError> {
     let settings = stream.hyperspectral.clone().unwrap_or_default();
     let detect = if stream.model == STREAMING_RX {
@@ -259,8 +260,9 @@ fn build_hyperspectral(
                 "FERS-edge's fused scores carry no χ² law: set threshold = { rule = \"empirical-quantile\", p_fa = ... }",
             ));
         }
-        let model =
-            FersEdge::load(manifest, &stream.model).map_err(|err| stream_error(stream, err))?;
+        // Streams naming one model share one optimized plan, as audio streams do.
+        let plan = plan_for(plans, manifest, &stream.model)?;
+        let model = FersEdge::new(plan).map_err(|err| stream_error(stream, err))?;
         if settings.bands != 0 && settings.bands < model.bands() {
             return Err(stream_error(
                 stream,
@@ -312,7 +314,7 @@ fn build_stream(
     plans: &mut Plans,
 ) -> Result<StreamParts, RuntimeError> {
     if is_hyperspectral(stream) {
-        return build_hyperspectral(stream, profile, manifest);
+        return build_hyperspectral(stream, profile, manifest, plans);
     }
     let spec = manifest.model(&stream.model)?;
     match spec.family.as_str() {

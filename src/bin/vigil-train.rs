@@ -637,12 +637,7 @@ fn run_fers(command: FersCommand) -> Result<()> {
             };
             make_synthetic(&out, &library, &set)?;
             if let Some(dir) = real_scenes {
-                let mut scenes: Vec<PathBuf> = std::fs::read_dir(&dir)
-                    .with_context(|| format!("cannot list {}", dir.display()))?
-                    .filter_map(|entry| entry.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|e| e == "mat"))
-                    .collect();
-                scenes.sort();
+                let scenes = vigil::hsi::had100::labelled_scenes_in(&dir)?;
                 let written = vigil::hsi::had100::write_background_patches(
                     &out, "real", &scenes, &hold_out, real_patch, bands,
                 )?;

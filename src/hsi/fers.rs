@@ -64,26 +64,7 @@ pub fn fused_scores(
     fusion: Fusion,
     detector: impl Fn(&Cube) -> Result<Vec<f32>, HsiError>,
 ) -> Result<Vec<f32>, HsiError> {
-    let plus = |maps: &[&Cube]| -> Result<Cube, HsiError> {
-        let mut sum = data.data().to_vec();
-        for map in maps {
-            if (map.rows(), map.cols(), map.bands()) != (data.rows(), data.cols(), data.bands()) {
-                return Err(HsiError::Detector(format!(
-                    "a {}×{}×{} feature map does not fit the {}×{}×{} scene",
-                    map.rows(),
-                    map.cols(),
-                    map.bands(),
-                    data.rows(),
-                    data.cols(),
-                    data.bands()
-                )));
-            }
-            for (s, v) in sum.iter_mut().zip(map.data()) {
-                *s += v;
-            }
-        }
-        Cube::from_bip(data.rows(), data.cols(), data.bands(), sum)
-    };
+    let plus = |maps: &[&Cube]| with_maps(data, maps);
     match fusion {
         Fusion::Sum => detector(&plus(&[&features.spectral, &features.spatial])?),
         Fusion::Hadamard => {
@@ -92,6 +73,28 @@ pub fn fused_scores(
             Ok(spatial.iter().zip(&spectral).map(|(a, b)| a * b).collect())
         }
     }
+}
+
+/// `data + Σ maps`, each map the scene's shape.
+pub fn with_maps(data: &Cube, maps: &[&Cube]) -> Result<Cube, HsiError> {
+    let mut sum = data.data().to_vec();
+    for map in maps {
+        if (map.rows(), map.cols(), map.bands()) != (data.rows(), data.cols(), data.bands()) {
+            return Err(HsiError::Detector(format!(
+                "a {}×{}×{} feature map does not fit the {}×{}×{} scene",
+                map.rows(),
+                map.cols(),
+                map.bands(),
+                data.rows(),
+                data.cols(),
+                data.bands()
+            )));
+        }
+        for (s, v) in sum.iter_mut().zip(map.data()) {
+            *s += v;
+        }
+    }
+    Cube::from_bip(data.rows(), data.cols(), data.bands(), sum)
 }
 
 /// Index `i` of a padded axis mapped into `0..n` by mirroring about the edge pixels (numpy's
@@ -119,12 +122,18 @@ pub struct FersEdge {
 }
 
 impl FersEdge {
-    /// Loads model `name` from `manifest`; its input must be `[1, T, T, C]` and its outputs
-    /// `spectral` and `spatial` of the same shape.
+    /// Loads model `name` from `manifest` (see [`Self::new`]).
     pub fn load(manifest: &Manifest, name: &str) -> Result<FersEdge, HsiError> {
-        let model_error = |detail: String| HsiError::Detector(format!("model {name}: {detail}"));
         let plan = Plan::load(manifest, name).map_err(|e| HsiError::Detector(e.to_string()))?;
+        FersEdge::new(plan)
+    }
+
+    /// A loaded plan as FERS-edge: its input must be `[1, T, T, C]` and its outputs `spectral`
+    /// and `spatial` of the same shape.
+    pub fn new(plan: Plan) -> Result<FersEdge, HsiError> {
         let spec = plan.spec();
+        let name = &spec.name;
+        let model_error = |detail: String| HsiError::Detector(format!("model {name}: {detail}"));
         let [input] = spec.inputs.as_slice() else {
             return Err(model_error(format!(
                 "has {} inputs, FERS-edge takes one cube",
@@ -260,13 +269,8 @@ impl FersEdge {
     pub fn score(&self, cube: &Cube, threads: usize) -> Result<Vec<f32>, HsiError> {
         let data = normalise(&cube.first_bands(self.bands)?)?;
         let features = self.features(&data)?;
-        let par = if threads <= 1 {
-            faer::Par::Seq
-        } else {
-            faer::Par::rayon(threads)
-        };
         fused_scores(&data, &features, Fusion::for_bands(self.bands), |c| {
-            super::background::global_rx(c, par)
+            super::detect::SceneDetector::Rx.score(c, threads)
         })
     }
 }

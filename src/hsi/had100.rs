@@ -34,16 +34,27 @@ fn format_error(path: &Path, detail: impl Into<String>) -> HsiError {
 
 /// `.npy` files of a folder, sorted by name.
 fn cubes_in(dir: &Path) -> Result<Vec<PathBuf>, HsiError> {
-    let mut cubes: Vec<PathBuf> = std::fs::read_dir(dir)
+    files_in(dir, "npy", "cube")
+}
+
+/// The labelled MATLAB scenes (`data` and `map`) of a folder, such as `../shared/data/hsi`,
+/// sorted by name.
+pub fn labelled_scenes_in(dir: &Path) -> Result<Vec<PathBuf>, HsiError> {
+    files_in(dir, "mat", "scene")
+}
+
+/// The `.<extension>` files of a folder, sorted by name; none is an error naming the folder.
+fn files_in(dir: &Path, extension: &str, what: &str) -> Result<Vec<PathBuf>, HsiError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io_error(dir))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
-    cubes.sort();
-    if cubes.is_empty() {
-        return Err(format_error(dir, "holds no .npy cube"));
+    files.sort();
+    if files.is_empty() {
+        return Err(format_error(dir, format!("holds no .{extension} {what}")));
     }
-    Ok(cubes)
+    Ok(files)
 }
 
 /// The background-only training cubes of `sensor`.

@@ -4,9 +4,9 @@
 //! so a scene replayed line by line scores as `vigil hsi --detector fers` scores its blocks.
 
 use crate::capture::pushbroom::SpectralLine;
+use crate::hsi::Cube;
 use crate::hsi::fers::FersEdge;
 use crate::hsi::streaming::ScoredLine;
-use crate::hsi::{Cube, HsiError};
 use crate::pipeline::{Detect, StageError};
 
 use super::detect::LineScores;
@@ -26,7 +26,8 @@ impl FersBlockDetect {
         }
     }
 
-    fn score_block(&mut self) -> Result<Vec<LineScores>, HsiError> {
+    /// Scores the block held so far and empties it.
+    fn score_block(&mut self) -> Result<Vec<LineScores>, StageError> {
         let lines = std::mem::take(&mut self.block);
         let Some(first) = lines.first() else {
             return Ok(Vec::new());
@@ -36,8 +37,9 @@ impl FersBlockDetect {
         for line in &lines {
             values.extend_from_slice(&line.values);
         }
-        let cube = Cube::from_bip(lines.len(), width, bands, values)?;
-        let scores = self.model.score(&cube, self.threads)?;
+        let scores = Cube::from_bip(lines.len(), width, bands, values)
+            .and_then(|cube| self.model.score(&cube, self.threads))
+            .map_err(detect_error)?;
         Ok(lines
             .into_iter()
             .zip(scores.chunks(width))
@@ -57,56 +59,45 @@ impl FersBlockDetect {
     }
 }
 
+fn detect_error(err: impl std::fmt::Display) -> StageError {
+    StageError {
+        stage: "detect",
+        detail: err.to_string(),
+    }
+}
+
 impl Detect for FersBlockDetect {
     type Input = SpectralLine;
     type Output = Vec<LineScores>;
 
     fn detect(&mut self, line: SpectralLine) -> Result<Vec<LineScores>, StageError> {
-        let refused = |detail: String| StageError {
-            stage: "detect",
-            detail,
-        };
         if line.bands < self.model.bands() {
-            return Err(refused(format!(
+            return Err(detect_error(format!(
                 "line {} has {} bands, FERS-edge reads {}",
                 line.index,
                 line.bands,
                 self.model.bands()
             )));
         }
+        let mut done = Vec::new();
         if let Some(first) = self.block.first()
             && (first.width, first.bands) != (line.width, line.bands)
         {
             // A new geometry starts a new block; the old one is scored as it stands.
-            let mut done = self.score_block().map_err(|e| refused(e.to_string()))?;
-            self.block.push(line);
-            done.extend(self.flush_if_full()?);
-            return Ok(done);
+            done = self.score_block()?;
         }
         self.block.push(line);
-        self.flush_if_full()
+        if self.block.len() >= self.model.tile() {
+            done.extend(self.score_block()?);
+        }
+        Ok(done)
     }
 
     fn finish(&mut self) -> Result<Option<Vec<LineScores>>, StageError> {
         if self.block.is_empty() {
             return Ok(None);
         }
-        self.score_block().map(Some).map_err(|e| StageError {
-            stage: "detect",
-            detail: e.to_string(),
-        })
-    }
-}
-
-impl FersBlockDetect {
-    fn flush_if_full(&mut self) -> Result<Vec<LineScores>, StageError> {
-        if self.block.len() < self.model.tile() {
-            return Ok(Vec::new());
-        }
-        self.score_block().map_err(|e| StageError {
-            stage: "detect",
-            detail: e.to_string(),
-        })
+        self.score_block().map(Some)
     }
 }
 

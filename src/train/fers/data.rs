@@ -85,8 +85,8 @@ pub fn read_training(
             )
             .map_err(|e| unusable(e.to_string()))?;
             let side = cube.rows();
-            let group = match groups.iter_mut().position(|g| g.side == side) {
-                Some(index) => &mut groups[index],
+            let index = match groups.iter().position(|g| g.side == side) {
+                Some(index) => index,
                 None => {
                     groups.push(TileGroup {
                         side,
@@ -94,13 +94,11 @@ pub fn read_training(
                         values: Vec::new(),
                         sources: Vec::new(),
                     });
-                    groups
-                        .last_mut()
-                        .ok_or_else(|| unusable("no group".into()))?
+                    groups.len() - 1
                 }
             };
-            group.values.extend_from_slice(cube.data());
-            group.sources.push(path);
+            groups[index].values.extend_from_slice(cube.data());
+            groups[index].sources.push(path);
         }
     }
     if groups.is_empty() {

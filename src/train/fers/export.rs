@@ -19,16 +19,36 @@ impl ExportOnnx for PixelMlp {
         input: &Value,
         scope: &str,
     ) -> Result<Value, ExportError> {
-        let pixels = flatten_pixels(graph, input)?;
-        let x = self
-            .first
-            .export_onnx(graph, &pixels, &format!("{scope}.first"))?;
-        let x = graph.unary("Relu", &x)?;
-        let x = self
-            .second
-            .export_onnx(graph, &x, &format!("{scope}.second"))?;
-        let x = graph.unary("Relu", &x)?;
+        export_mlp(self, graph, input, scope, "Relu")
+    }
+}
+
+/// [`PixelMlp::forward`] (`last` = `Relu`) or [`PixelMlp::gate`] (`Sigmoid`), run on the
+/// pixels flattened to rows when the input has more than two axes.
+fn export_mlp(
+    mlp: &PixelMlp,
+    graph: &mut OnnxGraph,
+    input: &Value,
+    scope: &str,
+    last: &str,
+) -> Result<Value, ExportError> {
+    let rows = if input.rank() > 2 {
+        flatten_pixels(graph, input)?
+    } else {
+        input.clone()
+    };
+    let x = mlp
+        .first
+        .export_onnx(graph, &rows, &format!("{scope}.first"))?;
+    let x = graph.unary("Relu", &x)?;
+    let x = mlp
+        .second
+        .export_onnx(graph, &x, &format!("{scope}.second"))?;
+    let x = graph.unary(last, &x)?;
+    if input.rank() > 2 {
         unflatten_pixels(graph, &x, input)
+    } else {
+        Ok(x)
     }
 }
 
@@ -106,18 +126,13 @@ impl ExportOnnx for RebelliousStudent {
                 shapes: vec![input.shape.clone()],
             });
         };
-        let pixels = flatten_pixels(graph, input)?;
-        let x = self
-            .to_rgb
-            .first
-            .export_onnx(graph, &pixels, &format!("{scope}.to_rgb.first"))?;
-        let x = graph.unary("Relu", &x)?;
-        let x = self
-            .to_rgb
-            .second
-            .export_onnx(graph, &x, &format!("{scope}.to_rgb.second"))?;
-        let x = unflatten_pixels(graph, &x, input)?;
-        let rgb = graph.unary("Sigmoid", &x)?;
+        let rgb = export_mlp(
+            &self.to_rgb,
+            graph,
+            input,
+            &format!("{scope}.to_rgb"),
+            "Sigmoid",
+        )?;
         let inverse_std = IMAGENET_STD.map(|s| 1.0 / s);
         let offset: Vec<f32> = IMAGENET_MEAN
             .iter()
@@ -188,16 +203,7 @@ impl ExportOnnx for RebelliousStudent {
             .export_onnx(graph, &x, &format!("{scope}.spp.second"))?;
         let features = graph.unary("Relu", &x)?;
         let context = graph.reduce_mean(&features, &[0], true)?;
-        let gate = self
-            .se
-            .first
-            .export_onnx(graph, &context, &format!("{scope}.se.first"))?;
-        let gate = graph.unary("Relu", &gate)?;
-        let gate = self
-            .se
-            .second
-            .export_onnx(graph, &gate, &format!("{scope}.se.second"))?;
-        let gate = graph.unary("Sigmoid", &gate)?;
+        let gate = export_mlp(&self.se, graph, &context, &format!("{scope}.se"), "Sigmoid")?;
         let gated = graph.mul(&features, &gate)?;
         unflatten_pixels(graph, &gated, input)
     }

@@ -72,7 +72,8 @@ impl FersEdgeConfig {
 }
 
 /// Linear → ReLU → Linear → ReLU over the last axis (FERD's `Pixel_Classifier` conv1/conv2,
-/// FERS's LightSPP 1×1 pair).
+/// FERS's LightSPP 1×1 pair), or with a sigmoid last ([`Self::gate`]: `Conv2RGB`, SE and
+/// channel attention).
 #[derive(Module, Debug)]
 pub struct PixelMlp {
     pub first: Linear,
@@ -93,6 +94,11 @@ impl PixelMlp {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         relu(self.second.forward(relu(self.first.forward(x))))
+    }
+
+    /// Linear → ReLU → Linear → sigmoid.
+    pub fn gate(&self, x: Tensor<4>) -> Tensor<4> {
+        sigmoid(self.second.forward(relu(self.first.forward(x))))
     }
 }
 
@@ -375,20 +381,19 @@ impl FersEdgeConfig {
 /// per tile before upsampling, as in the paper).
 #[derive(Module, Debug)]
 pub struct RebelliousStudent {
-    /// `Conv2RGB`: C → hidden → 3; the sigmoid is applied in [`Self::false_rgb`].
+    /// `Conv2RGB`: C → hidden → 3, sigmoid.
     pub to_rgb: PixelMlp,
     pub stem: ConvNorm,
     pub trunk: FrozenBlocks,
     pub spp: PixelMlp,
-    /// Squeeze-and-excitation, whose second layer's ReLU is replaced by the gate's sigmoid.
+    /// Squeeze-and-excitation: C → C/8 → C, sigmoid.
     pub se: PixelMlp,
 }
 
 impl RebelliousStudent {
     /// The false-RGB image in [0, 1], `[B, H, W, 3]`.
     pub fn false_rgb(&self, cube: Tensor<4>) -> Tensor<4> {
-        let hidden = relu(self.to_rgb.first.forward(cube));
-        sigmoid(self.to_rgb.second.forward(hidden))
+        self.to_rgb.gate(cube)
     }
 
     pub fn forward(&self, cube: Tensor<4>) -> Tensor<4> {
@@ -416,8 +421,7 @@ impl RebelliousStudent {
             .collect();
         let features = self.spp.forward(to_nhwc(Tensor::cat(pyramid, 1)));
         let context = features.clone().mean_dim(1).mean_dim(2);
-        let gate = sigmoid(self.se.second.forward(relu(self.se.first.forward(context))));
-        features * gate
+        features * self.se.gate(context)
     }
 }
 
@@ -453,12 +457,7 @@ impl ResidualAttention {
         let y = relu(self.norm_a.forward(self.conv_a.forward(x.clone())));
         let y = relu(self.norm_b.forward(self.conv_b.forward(y)) + x);
         let context = to_nhwc(y.clone().mean_dim(2).mean_dim(3));
-        let gate = sigmoid(
-            self.attention
-                .second
-                .forward(relu(self.attention.first.forward(context))),
-        );
-        y * to_nchw(gate)
+        y * to_nchw(self.attention.gate(context))
     }
 }
 

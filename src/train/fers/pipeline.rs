@@ -9,7 +9,7 @@ use tract_onnx::prelude::{IntoTValue, Tensor as TractTensor, tvec};
 
 use super::data::read_training;
 use super::export::{INPUT, to_onnx};
-use super::train::{TrainedFers, fen_features, load_trained, student_features};
+use super::train::{FersRunConfig, fen_features, load_trained, student_features};
 use crate::detector::Manifest;
 use crate::hsi::fers::{
     FersEdge, Fusion, SPATIAL_OUTPUT, SPECTRAL_OUTPUT, fused_scores, normalise,
@@ -124,7 +124,7 @@ pub fn export(run: &RunDir) -> Result<ExportRecord, TrainError> {
     run.write_json("export.json", &record)?;
     let manifest = run.file("manifest.toml");
     for int8 in [false, true] {
-        let entry = model_entry(&trained, &record, int8);
+        let entry = model_entry(&trained.config, &record, int8);
         upsert(&manifest, &entry).map_err(|e| TrainError::Config(e.to_string()))?;
     }
     Ok(record)
@@ -134,7 +134,8 @@ pub fn export(run: &RunDir) -> Result<ExportRecord, TrainError> {
 /// records both in that folder's `manifest.toml`, which is how a model ships. (The fp32 graph
 /// ships too: on x86 tract runs it faster than the int8 one, see the model card.)
 pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
-    let trained = load_trained(run)?;
+    // The entry needs the run's configuration only, not its networks.
+    let config: FersRunConfig = run.read_json("config.json")?;
     let record: ExportRecord = run.read_json("export.json")?;
     let dir = models_dir.join("fers-edge");
     std::fs::create_dir_all(&dir)
@@ -145,7 +146,7 @@ pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainErr
         let target = dir.join(format!("{}.onnx", model_name(record.bands, int8)));
         std::fs::copy(source, &target)
             .map_err(|e| TrainError::Config(format!("{}: {e}", target.display())))?;
-        let mut entry = model_entry(&trained, &record, int8);
+        let mut entry = model_entry(&config, &record, int8);
         entry.files = vec![target.clone()];
         upsert(&models_dir.join("manifest.toml"), &entry)
             .map_err(|e| TrainError::Config(e.to_string()))?;
@@ -154,7 +155,7 @@ pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainErr
     Ok(installed)
 }
 
-fn model_entry(trained: &TrainedFers, record: &ExportRecord, int8: bool) -> ModelEntry {
+fn model_entry(config: &FersRunConfig, record: &ExportRecord, int8: bool) -> ModelEntry {
     let bands = record.bands;
     let shape = vec![1, record.tile, record.tile, bands];
     let mut settings = toml_edit::Table::new();
@@ -185,7 +186,7 @@ fn model_entry(trained: &TrainedFers, record: &ExportRecord, int8: bool) -> Mode
         ),
         source: format!(
             "trained by `vigil-train fers train` on background cubes only ({}), checkpoints chosen on synthetic validation scenes; frozen torchvision MobileNetV2 ImageNet weights inside (BSD-3); earthlib spectra (MIT)",
-            trained.config.sources.join(" + ")
+            config.sources.join(" + ")
         ),
         files: vec![if int8 {
             record.int8.clone()
@@ -279,7 +280,8 @@ pub const LRX_WINDOW: DualWindow = DualWindow { inner: 3, outer: 9 };
 /// A scene any of whose cubes trained the model is reported as seen, without numbers.
 pub fn evaluate(run: &RunDir, scenes: &Path) -> Result<Vec<SceneResult>, TrainError> {
     let record: ExportRecord = run.read_json("export.json")?;
-    let trained = load_trained(run)?;
+    // The graphs come from the run's manifest; the configuration says what trained them.
+    let config: FersRunConfig = run.read_json("config.json")?;
     let manifest = Manifest::load(&run.file("manifest.toml"))
         .map_err(|e| TrainError::Config(e.to_string()))?;
     let model = |int8: bool| {
@@ -287,18 +289,7 @@ pub fn evaluate(run: &RunDir, scenes: &Path) -> Result<Vec<SceneResult>, TrainEr
             .map_err(|e| TrainError::Config(e.to_string()))
     };
     let (fp32, int8) = (model(false)?, model(true)?);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(scenes)
-        .map_err(|e| TrainError::Config(format!("{}: {e}", scenes.display())))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "mat"))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        return Err(TrainError::Config(format!(
-            "{} holds no .mat scene",
-            scenes.display()
-        )));
-    }
+    let paths = crate::hsi::had100::labelled_scenes_in(scenes)?;
     let mut results = Vec::with_capacity(paths.len());
     for path in &paths {
         let name = path
@@ -306,7 +297,7 @@ pub fn evaluate(run: &RunDir, scenes: &Path) -> Result<Vec<SceneResult>, TrainEr
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         log::info!("evaluating {name}");
-        let result = evaluate_scene(&name, path, &trained, &fp32, &int8)?;
+        let result = evaluate_scene(&name, path, &config, &fp32, &int8)?;
         results.push(result);
     }
     run.write_json("eval.json", &results)?;
@@ -319,7 +310,7 @@ pub fn evaluate(run: &RunDir, scenes: &Path) -> Result<Vec<SceneResult>, TrainEr
 fn evaluate_scene(
     name: &str,
     path: &Path,
-    trained: &TrainedFers,
+    config: &FersRunConfig,
     fp32: &FersEdge,
     int8: &FersEdge,
 ) -> Result<SceneResult, TrainError> {
@@ -348,7 +339,7 @@ fn evaluate_scene(
         note: None,
     };
     // Patches are written as `<scene stem>_<n>.npy`.
-    let seen = trained.config.training_files.iter().any(|file| {
+    let seen = config.training_files.iter().any(|file| {
         file.file_stem().is_some_and(|stem| {
             let stem = stem.to_string_lossy();
             stem == name

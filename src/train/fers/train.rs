@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::data::{TileGroup, ValidationScene, read_training, read_validation};
 use super::losses::student_loss;
 use super::model::{FersEdgeConfig, RebelliousStudent, RestorationNet, SpectralFen};
-use crate::hsi::fers::{Features, Fusion, fused_scores};
+use crate::hsi::fers::{Features, Fusion, fused_scores, with_maps};
 use crate::hsi::{Cube, HsiError};
 use crate::train::TrainError;
 use crate::train::backend::{BackendKind, inference_device, training_device};
@@ -126,38 +126,25 @@ pub fn train(
     )?;
     let (mut ferd_best_epoch, mut ferd_best_auc) = (0, f64::NEG_INFINITY);
     for epoch in 1..=config.ferd_epochs {
-        let clock = Instant::now();
-        let mut sums = [0.0f64; 4];
-        let mut batches = 0usize;
-        for (group, indices) in batches_of(&groups, config.batch_size, config.seed, epoch) {
-            let cube = batch_tensor(group, &indices, &device);
-            let loss = ferd.loss(cube);
-            let values = [
-                scalar(&loss.total)?,
-                scalar(&loss.cosine)?,
-                scalar(&loss.reconstruction)?,
-                scalar(&loss.alignment)?,
-            ];
-            if !values[0].is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    loss: values[0],
-                });
-            }
-            let grads = GradientsParams::from_grads(loss.total.backward(), &ferd);
-            ferd = optimizer.step(config.learning_rate, ferd, grads);
-            for (sum, value) in sums.iter_mut().zip(values) {
-                *sum += value;
-            }
-            batches += 1;
-        }
-        let rate = tiles(&groups) as f64 / clock.elapsed().as_secs_f64().max(1e-9);
+        let batches = batches_of(&groups, config.batch_size, config.seed, epoch);
+        let (trained, means, rate) = train_epoch(
+            ferd,
+            &mut optimizer,
+            batches,
+            config,
+            epoch,
+            &device,
+            |ferd, cube| {
+                let loss = ferd.loss(cube);
+                vec![loss.total, loss.cosine, loss.reconstruction, loss.alignment]
+            },
+        )?;
+        ferd = trained;
         let fen = ferd.valid().fen;
         let auc = mean_auc(&scenes, |scene| {
             let spectral = fen_features(&fen, &scene.cube)?;
-            rx(&add(&scene.cube, &[&spectral])?)
+            rx(&with_maps(&scene.cube, &[&spectral])?)
         })?;
-        let means = sums.map(|s| s / batches.max(1) as f64);
         log.row(&format!(
             "{epoch},{},{},{},{},{auc},{rate:.2}",
             means[0], means[1], means[2], means[3]
@@ -201,39 +188,31 @@ pub fn train(
     let (mut student_best_epoch, mut student_best_auc) = (0, f64::NEG_INFINITY);
     let teacher_valid = teacher.valid();
     for epoch in 1..=config.student_epochs {
-        let clock = Instant::now();
-        let mut sums = [0.0f64; 5];
-        let mut batches = 0usize;
-        for (group, indices) in batches_of(&groups, config.batch_size, config.seed ^ 0x5eed, epoch)
-        {
-            let cube = batch_tensor(group, &indices, &device);
-            let spectral = teacher.forward(cube.clone()).detach();
-            let spatial = student.student.forward(cube.clone());
-            let restored = student
-                .restoration
-                .forward(spectral.clone() + spatial.clone());
-            let loss = student_loss(spectral, spatial, restored, cube);
-            let values = [
-                scalar(&loss.total)?,
-                scalar(&loss.decorrelation)?,
-                scalar(&loss.orthogonality)?,
-                scalar(&loss.variance)?,
-                scalar(&loss.reconstruction)?,
-            ];
-            if !values[0].is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    loss: values[0],
-                });
-            }
-            let grads = GradientsParams::from_grads(loss.total.backward(), &student);
-            student = optimizer.step(config.learning_rate, student, grads);
-            for (sum, value) in sums.iter_mut().zip(values) {
-                *sum += value;
-            }
-            batches += 1;
-        }
-        let rate = tiles(&groups) as f64 / clock.elapsed().as_secs_f64().max(1e-9);
+        let batches = batches_of(&groups, config.batch_size, config.seed ^ 0x5eed, epoch);
+        let (trained, means, rate) = train_epoch(
+            student,
+            &mut optimizer,
+            batches,
+            config,
+            epoch,
+            &device,
+            |student, cube| {
+                let spectral = teacher.forward(cube.clone()).detach();
+                let spatial = student.student.forward(cube.clone());
+                let restored = student
+                    .restoration
+                    .forward(spectral.clone() + spatial.clone());
+                let loss = student_loss(spectral, spatial, restored, cube);
+                vec![
+                    loss.total,
+                    loss.decorrelation,
+                    loss.orthogonality,
+                    loss.variance,
+                    loss.reconstruction,
+                ]
+            },
+        )?;
+        student = trained;
         let spatial_net = student.student.valid();
         let auc = mean_auc(&scenes, |scene| {
             let features = Features {
@@ -242,7 +221,6 @@ pub fn train(
             };
             fused_scores(&scene.cube, &features, fusion, rx)
         })?;
-        let means = sums.map(|s| s / batches.max(1) as f64);
         log.row(&format!(
             "{epoch},{},{},{},{},{},{auc},{rate:.2}",
             means[0], means[1], means[2], means[3], means[4]
@@ -334,8 +312,42 @@ fn scalar(t: &Tensor<1>) -> Result<f64, TrainError> {
         .map_err(|e| TrainError::Device(format!("{e:?}")))
 }
 
-fn tiles(groups: &[TileGroup]) -> usize {
-    groups.iter().map(TileGroup::len).sum()
+/// One pass over `batches`: each steps `model` on the first of the loss terms `loss` gives
+/// (the total; the others are its parts, for the log). Returns the model, every term's mean
+/// over the batches, and tiles per second.
+fn train_epoch<M: Module>(
+    mut model: M,
+    optimizer: &mut ModuleOptimizer,
+    batches: Vec<(&TileGroup, Vec<usize>)>,
+    config: &FersTrainConfig,
+    epoch: usize,
+    device: &Device,
+    loss: impl Fn(&M, Tensor<4>) -> Vec<Tensor<1>>,
+) -> Result<(M, Vec<f64>, f64), TrainError> {
+    let clock = Instant::now();
+    let mut sums: Vec<f64> = Vec::new();
+    let (mut count, mut tiles) = (0usize, 0usize);
+    for (group, indices) in batches {
+        let mut terms = loss(&model, batch_tensor(group, &indices, device));
+        let values = terms.iter().map(scalar).collect::<Result<Vec<f64>, _>>()?;
+        let Some(&total) = values.first() else {
+            return Err(TrainError::Config("the loss gave no terms".into()));
+        };
+        if !total.is_finite() {
+            return Err(TrainError::Diverged { epoch, loss: total });
+        }
+        let grads = GradientsParams::from_grads(terms.swap_remove(0).backward(), &model);
+        model = optimizer.step(config.learning_rate, model, grads);
+        sums.resize(values.len(), 0.0);
+        for (sum, value) in sums.iter_mut().zip(values) {
+            *sum += value;
+        }
+        count += 1;
+        tiles += indices.len();
+    }
+    let means = sums.iter().map(|s| s / count.max(1) as f64).collect();
+    let rate = tiles as f64 / clock.elapsed().as_secs_f64().max(1e-9);
+    Ok((model, means, rate))
 }
 
 /// One epoch's batches: every tile once, in a seeded order, each batch within one size group.
@@ -403,17 +415,6 @@ pub fn student_features(student: &RebelliousStudent, cube: &Cube) -> Result<Cube
 /// Global RX with all cores.
 pub fn rx(cube: &Cube) -> Result<Vec<f32>, HsiError> {
     crate::hsi::background::global_rx(cube, faer::Par::rayon(0))
-}
-
-/// `base + Σ maps`, each the base's shape.
-fn add(base: &Cube, maps: &[&Cube]) -> Result<Cube, HsiError> {
-    let mut values = base.data().to_vec();
-    for map in maps {
-        for (v, m) in values.iter_mut().zip(map.data()) {
-            *v += m;
-        }
-    }
-    Cube::from_bip(base.rows(), base.cols(), base.bands(), values)
 }
 
 /// Mean pixel AUC of `score` over the scenes.
