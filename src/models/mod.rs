@@ -3,3 +3,4 @@
 
 pub mod audio_events;
 pub mod hyperspectral;
+pub mod industrial;

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod fers;
 pub mod image;
+pub mod isstad;
 pub mod manifest;
 pub mod mobilenet;
 pub mod nn;
