@@ -20,6 +20,7 @@ pub mod pytorch;
 pub mod quantize;
 pub use crate::rng;
 pub mod run;
+pub mod ssim;
 pub mod toy;
 
 /// Why a training command failed. Each variant carries what names the bad input.

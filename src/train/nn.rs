@@ -128,17 +128,24 @@ pub struct TransformerBlockConfig {
     pub mlp_ratio: usize,
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Epsilon of both layer norms (timm's ViT uses 1e-6).
+    #[config(default = 1e-5)]
+    pub layer_norm_epsilon: f64,
 }
 
 impl TransformerBlockConfig {
     pub fn init(&self, device: &Device) -> TransformerBlock {
         let hidden = self.d_model * self.mlp_ratio;
         TransformerBlock {
-            norm1: LayerNormConfig::new(self.d_model).init(device),
+            norm1: LayerNormConfig::new(self.d_model)
+                .with_epsilon(self.layer_norm_epsilon)
+                .init(device),
             attention: MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
                 .with_dropout(self.dropout)
                 .init(device),
-            norm2: LayerNormConfig::new(self.d_model).init(device),
+            norm2: LayerNormConfig::new(self.d_model)
+                .with_epsilon(self.layer_norm_epsilon)
+                .init(device),
             mlp: Mlp {
                 fc1: LinearConfig::new(self.d_model, hidden).init(device),
                 activation: Gelu::new(),

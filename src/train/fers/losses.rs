@@ -2,10 +2,9 @@
 //! channels-last batch `[B, H, W, C]`.
 
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
 
 use super::model::to_nchw;
+use crate::train::ssim::{Border, SsimWindow, ssim_map};
 
 /// Each term of the student's loss, and their weighted sum.
 pub struct StudentLoss {
@@ -84,45 +83,14 @@ pub fn variance_floor(p: Tensor<4>) -> Tensor<1> {
 /// Kornia's `SSIMLoss(window_size=5)`: `(1 − SSIM) / 2` averaged, Gaussian window σ = 1.5,
 /// `max_val` 1, reflect borders. Inputs NCHW.
 pub fn ssim_loss(x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
-    const WINDOW: usize = 5;
-    const SIGMA: f64 = 1.5;
-    let [_, c, _, _] = x.dims();
-    let device = x.device();
-    let taps: Vec<f64> = (0..WINDOW)
-        .map(|i| {
-            let d = i as f64 - (WINDOW / 2) as f64;
-            (-d * d / (2.0 * SIGMA * SIGMA)).exp()
-        })
-        .collect();
-    let sum: f64 = taps.iter().sum();
-    let mut kernel = Vec::with_capacity(c * WINDOW * WINDOW);
-    for _ in 0..c {
-        for a in &taps {
-            for b in &taps {
-                kernel.push((a * b / (sum * sum)) as f32);
-            }
-        }
-    }
-    let kernel = Tensor::<4>::from_data(TensorData::new(kernel, [c, 1, WINDOW, WINDOW]), &device);
-    let pad = WINDOW / 2;
-    let blur = |t: Tensor<4>| {
-        conv2d(
-            t.pad((pad, pad, pad, pad), PadMode::Reflect),
-            kernel.clone(),
-            None,
-            ConvOptions::new([1, 1], [0, 0], [1, 1], c),
-        )
+    let window = SsimWindow {
+        size: 5,
+        sigma: 1.5,
+        border: Border::Reflect,
     };
-    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
-    let mu_x = blur(x.clone());
-    let mu_y = blur(y.clone());
-    let var_x = blur(x.clone().square()) - mu_x.clone().square();
-    let var_y = blur(y.clone().square()) - mu_y.clone().square();
-    let cov = blur(x * y) - mu_x.clone() * mu_y.clone();
-    let numerator = (mu_x.clone() * mu_y.clone() * 2.0 + c1) * (cov * 2.0 + c2);
-    let denominator = (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2);
-    let ssim = numerator / denominator;
-    ((-ssim + 1.0) / 2.0).clamp(0.0, 1.0).mean()
+    ((-ssim_map(x, y, window) + 1.0) / 2.0)
+        .clamp(0.0, 1.0)
+        .mean()
 }
 
 #[cfg(test)]
