@@ -103,6 +103,44 @@ fn run_plan_shaped(
     Ok((view.shape().to_vec(), view.iter().copied().collect()))
 }
 
+/// Runs a plan on one f32 input and returns every output's values, in the graph's order.
+pub fn run_plan_outputs(
+    plan: &TractPlan,
+    input_shape: &[usize],
+    input: &[f32],
+) -> Result<Vec<Vec<f32>>, ParityError> {
+    let input = TractTensor::from_shape(input_shape, input).map_err(tract)?;
+    let outputs = plan.run(tvec!(input.into_tvalue())).map_err(tract)?;
+    outputs
+        .iter()
+        .map(|value| {
+            let view = value.to_plain_array_view::<f32>().map_err(tract)?;
+            Ok(view.iter().copied().collect())
+        })
+        .collect()
+}
+
+/// `max |a − b| / max |a|`: the gap between two runs of one output, relative to its scale.
+/// Different lengths and non-finite values are errors, not large numbers.
+pub fn relative_difference(a: &[f32], b: &[f32]) -> Result<f32, ParityError> {
+    if a.len() != b.len() {
+        return Err(ParityError::Shape {
+            burn: vec![a.len()],
+            tract: vec![b.len()],
+        });
+    }
+    let (mut diff, mut scale) = (0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        let d = (x - y).abs();
+        if !d.is_finite() {
+            return Err(ParityError::Burn("an output is not finite".into()));
+        }
+        diff = diff.max(d);
+        scale = scale.max(x.abs());
+    }
+    Ok(if scale > 0.0 { diff / scale } else { diff })
+}
+
 /// Compares a burn output with tract's output of the exported graph on the same input
 /// (given as shape and values).
 pub fn compare_values<const D: usize>(

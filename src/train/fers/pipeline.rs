@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tract_onnx::prelude::{IntoTValue, Tensor as TractTensor, tvec};
 
 use super::data::read_training;
 use super::export::{INPUT, to_onnx};
@@ -19,7 +18,7 @@ use crate::hsi::{Cube, HsiError};
 use crate::train::TrainError;
 use crate::train::manifest::{ModelEntry, TensorEntry, upsert};
 use crate::train::onnx;
-use crate::train::parity::{TractPlan, plan};
+use crate::train::parity::{plan, relative_difference, run_plan_outputs};
 use crate::train::quantize::{median_latency_ms, quantize};
 use crate::train::run::RunDir;
 
@@ -84,7 +83,7 @@ pub fn export(run: &RunDir) -> Result<ExportRecord, TrainError> {
             fen_features(&trained.spectral, &cube)?,
             student_features(&trained.spatial, &cube)?,
         ];
-        let tract = run_two(&fp32_plan, &shape, tile)?;
+        let tract = run_plan_outputs(&fp32_plan, &shape, tile)?;
         for (b, t) in burn.iter().zip(&tract) {
             parity = parity.max(relative_difference(b.data(), t)?);
         }
@@ -99,7 +98,7 @@ pub fn export(run: &RunDir) -> Result<ExportRecord, TrainError> {
     let int8_plan = plan(&quantized.model)?;
     let mut int8_relative = 0.0f32;
     for (tile, fp32) in tiles.iter().zip(&reference) {
-        let int8 = run_two(&int8_plan, &shape, tile)?;
+        let int8 = run_plan_outputs(&int8_plan, &shape, tile)?;
         for (a, b) in fp32.iter().zip(&int8) {
             int8_relative = int8_relative.max(relative_difference(a, b)?);
         }
@@ -210,46 +209,6 @@ fn model_entry(config: &FersRunConfig, record: &ExportRecord, int8: bool) -> Mod
         threshold: 0.0,
         settings,
     }
-}
-
-/// Runs a two-output plan on one tile.
-fn run_two(plan: &TractPlan, shape: &[usize], tile: &[f32]) -> Result<[Vec<f32>; 2], TrainError> {
-    let tract = |e: tract_onnx::prelude::TractError| TrainError::Config(format!("tract: {e:#}"));
-    let input = TractTensor::from_shape(shape, tile).map_err(tract)?;
-    let outputs = plan.run(tvec!(input.into_tvalue())).map_err(tract)?;
-    let read = |index: usize| -> Result<Vec<f32>, TrainError> {
-        let value = outputs
-            .get(index)
-            .ok_or_else(|| TrainError::Config(format!("the graph has no output {index}")))?;
-        Ok(value
-            .to_plain_array_view::<f32>()
-            .map_err(tract)?
-            .iter()
-            .copied()
-            .collect())
-    };
-    Ok([read(0)?, read(1)?])
-}
-
-/// `max |a − b| / max |a|`, refusing different lengths and non-finite values.
-fn relative_difference(a: &[f32], b: &[f32]) -> Result<f32, TrainError> {
-    if a.len() != b.len() {
-        return Err(TrainError::Config(format!(
-            "outputs of {} and {} values",
-            a.len(),
-            b.len()
-        )));
-    }
-    let (mut diff, mut scale) = (0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        let d = (x - y).abs();
-        if !d.is_finite() {
-            return Err(TrainError::Config("an output is not finite".into()));
-        }
-        diff = diff.max(d);
-        scale = scale.max(x.abs());
-    }
-    Ok(if scale > 0.0 { diff / scale } else { diff })
 }
 
 /// One scene's row of the model card.

@@ -6,6 +6,7 @@
 //! textures), [`corrupt`] makes stage 2's corrupted images and pixel labels.
 
 pub mod corrupt;
+pub mod export;
 pub mod losses;
 pub mod make_data;
 pub mod model;
