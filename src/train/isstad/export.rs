@@ -9,8 +9,6 @@
 //! - the shared classifier runs once on every block's tokens stacked along the batch axis;
 //! - its two-class softmax becomes `sigmoid(x·(w₁ − w₀) + b₁ − b₀)`, halving that product.
 
-use burn::prelude::*;
-
 use super::model::{Isstad, MaeEncoder, PixelDecoder, sincos_position_embedding};
 use crate::train::onnx::{ExportError, ExportOnnx, ModelProto, OnnxGraph, Value, tensor_values};
 
@@ -175,8 +173,9 @@ impl Isstad {
 
 #[cfg(test)]
 mod tests {
+    use burn::prelude::*;
+
     use super::super::model::IsstadConfig;
-    use super::*;
     use crate::rng::SplitMix64;
     use crate::train::parity::{plan, relative_difference, run_plan_outputs};
 

@@ -81,7 +81,7 @@ impl IsstadConfig {
     /// Refuses sizes that cannot build a network, naming the field.
     pub fn check(&self) -> Result<(), String> {
         let p = self.patch_size;
-        if p == 0 || self.image_size == 0 || self.image_size % p != 0 {
+        if p == 0 || self.image_size == 0 || !self.image_size.is_multiple_of(p) {
             return Err(format!(
                 "image_size {} is not a positive multiple of patch_size {p}",
                 self.image_size
@@ -92,10 +92,10 @@ impl IsstadConfig {
             ("decoder", self.decoder_dim, self.decoder_heads),
         ] {
             // The 2-D sin-cos embedding splits the width in four (sin and cos of rows, columns).
-            if dim == 0 || dim % 4 != 0 {
+            if dim == 0 || !dim.is_multiple_of(4) {
                 return Err(format!("{name}_dim {dim} is not a positive multiple of 4"));
             }
-            if heads == 0 || dim % heads != 0 {
+            if heads == 0 || !dim.is_multiple_of(heads) {
                 return Err(format!(
                     "{name}_dim {dim} does not split into {heads} heads"
                 ));
