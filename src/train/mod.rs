@@ -7,6 +7,7 @@
 //! tract path and [`crate::eval`] metrics.
 
 pub mod backend;
+pub mod epoch;
 pub mod fers;
 pub mod image;
 pub mod isstad;

@@ -3,12 +3,11 @@
 //! the AUC of the fused detector. The validation scenes are made from library spectra by
 //! `fers make-data`; the paper's code selected on its test scenes instead.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::AdamConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +18,7 @@ use crate::hsi::fers::{Features, Fusion, fused_scores, with_maps};
 use crate::hsi::{Cube, HsiError};
 use crate::train::TrainError;
 use crate::train::backend::{BackendKind, inference_device, training_device};
+use crate::train::epoch::{MetricsLog, save, train_epoch};
 use crate::train::mobilenet::MobileNetV2;
 use crate::train::pytorch::read_state_dict;
 use crate::train::rng::SplitMix64;
@@ -131,12 +131,12 @@ pub fn train(
             ferd,
             &mut optimizer,
             batches,
-            config,
+            |_| config.learning_rate,
             epoch,
-            &device,
-            |ferd, cube| {
-                let loss = ferd.loss(cube);
-                vec![loss.total, loss.cosine, loss.reconstruction, loss.alignment]
+            |ferd, (group, indices)| {
+                let loss = ferd.loss(batch_tensor(group, &indices, &device));
+                let terms = vec![loss.total, loss.cosine, loss.reconstruction, loss.alignment];
+                (terms, indices.len())
             },
         )?;
         ferd = trained;
@@ -193,23 +193,24 @@ pub fn train(
             student,
             &mut optimizer,
             batches,
-            config,
+            |_| config.learning_rate,
             epoch,
-            &device,
-            |student, cube| {
+            |student, (group, indices)| {
+                let cube = batch_tensor(group, &indices, &device);
                 let spectral = teacher.forward(cube.clone()).detach();
                 let spatial = student.student.forward(cube.clone());
                 let restored = student
                     .restoration
                     .forward(spectral.clone() + spatial.clone());
                 let loss = student_loss(spectral, spatial, restored, cube);
-                vec![
+                let terms = vec![
                     loss.total,
                     loss.decorrelation,
                     loss.orthogonality,
                     loss.variance,
                     loss.reconstruction,
-                ]
+                ];
+                (terms, indices.len())
             },
         )?;
         student = trained;
@@ -298,58 +299,6 @@ pub fn load_trained(run: &RunDir) -> Result<TrainedFers, TrainError> {
     })
 }
 
-fn save<M: Module>(module: &M, path: &Path) -> Result<(), TrainError> {
-    module
-        .clone()
-        .save_file(path)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
-}
-
-fn scalar(t: &Tensor<1>) -> Result<f64, TrainError> {
-    t.clone()
-        .try_into_scalar::<f32>()
-        .map(f64::from)
-        .map_err(|e| TrainError::Device(format!("{e:?}")))
-}
-
-/// One pass over `batches`: each steps `model` on the first of the loss terms `loss` gives
-/// (the total; the others are its parts, for the log). Returns the model, every term's mean
-/// over the batches, and tiles per second.
-fn train_epoch<M: Module>(
-    mut model: M,
-    optimizer: &mut ModuleOptimizer,
-    batches: Vec<(&TileGroup, Vec<usize>)>,
-    config: &FersTrainConfig,
-    epoch: usize,
-    device: &Device,
-    loss: impl Fn(&M, Tensor<4>) -> Vec<Tensor<1>>,
-) -> Result<(M, Vec<f64>, f64), TrainError> {
-    let clock = Instant::now();
-    let mut sums: Vec<f64> = Vec::new();
-    let (mut count, mut tiles) = (0usize, 0usize);
-    for (group, indices) in batches {
-        let mut terms = loss(&model, batch_tensor(group, &indices, device));
-        let values = terms.iter().map(scalar).collect::<Result<Vec<f64>, _>>()?;
-        let Some(&total) = values.first() else {
-            return Err(TrainError::Config("the loss gave no terms".into()));
-        };
-        if !total.is_finite() {
-            return Err(TrainError::Diverged { epoch, loss: total });
-        }
-        let grads = GradientsParams::from_grads(terms.swap_remove(0).backward(), &model);
-        model = optimizer.step(config.learning_rate, model, grads);
-        sums.resize(values.len(), 0.0);
-        for (sum, value) in sums.iter_mut().zip(values) {
-            *sum += value;
-        }
-        count += 1;
-        tiles += indices.len();
-    }
-    let means = sums.iter().map(|s| s / count.max(1) as f64).collect();
-    let rate = tiles as f64 / clock.elapsed().as_secs_f64().max(1e-9);
-    Ok((model, means, rate))
-}
-
 /// One epoch's batches: every tile once, in a seeded order, each batch within one size group.
 fn batches_of(
     groups: &[TileGroup],
@@ -433,26 +382,4 @@ fn mean_auc(
             .map_err(|e| TrainError::Config(format!("validation scene {}: {e}", scene.name)))?;
     }
     Ok(total / scenes.len().max(1) as f64)
-}
-
-/// A CSV of per-epoch numbers in the run folder.
-struct MetricsLog {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl MetricsLog {
-    fn create(run: &RunDir, name: &str, header: &str) -> Result<Self, TrainError> {
-        let path = run.file(name);
-        let mut file = std::fs::File::create(&path)
-            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
-        writeln!(file, "{header}")
-            .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
-        Ok(Self { file, path })
-    }
-
-    fn row(&mut self, row: &str) -> Result<(), TrainError> {
-        writeln!(self.file, "{row}")
-            .map_err(|e| TrainError::Config(format!("{}: {e}", self.path.display())))
-    }
 }

@@ -1,0 +1,397 @@
+//! After training: export with parity against burn, int8 quantization, thresholds fitted on
+//! validation images, evaluation on the category's test set, and installation into `models/`.
+//!
+//! Evaluation runs the exported graphs in tract and the runtime's anomaly map
+//! ([`AnomalyMapper`]), so the numbers on the card are what a factory-line stream computes.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::export::{INPUT, PROBABILITY, RECONSTRUCTION_ERROR};
+use super::mvtec::{MvtecError, load_test_image, read_category};
+use super::train::{IsstadRunConfig, MAP_SIGMA, load_trained, pixel_outputs};
+use crate::eval::{AUPRO_MAX_FPR, aupro};
+use crate::models::industrial::anomaly_map::{AnomalyMapper, ImageScore};
+use crate::train::TrainError;
+use crate::train::image::{Crop, normalised_chw, read_png};
+use crate::train::manifest::{ModelEntry, TensorEntry, upsert};
+use crate::train::onnx;
+use crate::train::parity::{TractPlan, plan, relative_difference, run_plan_outputs};
+use crate::train::quantize::{median_latency_ms, quantize};
+use crate::train::run::RunDir;
+
+/// Largest |burn − tract| on the fp32 graph's outputs, relative to their largest value.
+const PARITY_TOLERANCE: f32 = 1e-4;
+/// Validation images the export is checked and calibrated on.
+const CALIBRATION_IMAGES: usize = 8;
+
+/// What `fers export` wrote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsstadExportRecord {
+    pub category: String,
+    pub image_size: usize,
+    pub fp32: PathBuf,
+    pub int8: PathBuf,
+    pub parity_relative: f32,
+    /// Worst |int8 − fp32| over the calibration images, relative to the largest output.
+    pub int8_relative: f32,
+    pub quantized_layers: usize,
+    pub fp32_ms: f64,
+    pub int8_ms: f64,
+}
+
+/// The model's name in the manifest.
+pub fn model_name(category: &str, int8: bool) -> String {
+    if int8 {
+        format!("isstad-edge-{category}")
+    } else {
+        format!("isstad-edge-{category}-fp32")
+    }
+}
+
+fn category_name(config: &IsstadRunConfig) -> String {
+    config
+        .data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "category".into())
+}
+
+/// Validation images as network inputs.
+fn validation_inputs(config: &IsstadRunConfig, limit: usize) -> Result<Vec<Vec<f32>>, TrainError> {
+    let side = config.train.model.image_size;
+    config
+        .validation_files
+        .iter()
+        .take(limit)
+        .map(|file| {
+            let image = read_png(file)?;
+            Ok(normalised_chw(&image, Crop::whole(image.width, image.height), side, false))
+        })
+        .collect()
+}
+
+/// Writes `isstad-edge-<category>-fp32.onnx` and `isstad-edge-<category>.onnx` (int8) into the
+/// run, checks the first against burn and calibrates the second on validation images, and
+/// records both in the run's `manifest.toml`.
+pub fn export(run: &RunDir) -> Result<IsstadExportRecord, TrainError> {
+    let trained = load_trained(run)?;
+    let side = trained.config.train.model.image_size;
+    let shape = [1, 3, side, side];
+    let inputs = validation_inputs(&trained.config, CALIBRATION_IMAGES)?;
+    if inputs.is_empty() {
+        return Err(TrainError::Config("the run lists no validation image to check the export on".into()));
+    }
+    let fp32_model = trained.model.to_onnx()?;
+    let fp32_plan = plan(&fp32_model)?;
+    let device = burn::prelude::Device::flex();
+    let mut parity = 0.0f32;
+    let mut reference = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        let burn = pixel_outputs(&trained.model, input.clone(), side, &device)?;
+        let tract = run_plan_outputs(&fp32_plan, &shape, input)?;
+        for (b, t) in burn.iter().zip(&tract) {
+            parity = parity.max(relative_difference(b, t)?);
+        }
+        reference.push(tract);
+    }
+    if parity > PARITY_TOLERANCE {
+        return Err(TrainError::Config(format!(
+            "the exported graph differs from burn by {parity:.2e} of its largest output (tolerance {PARITY_TOLERANCE:.0e})"
+        )));
+    }
+    let quantized = quantize(&fp32_model, &shape, &inputs)?;
+    let int8_plan = plan(&quantized.model)?;
+    let mut int8_relative = 0.0f32;
+    for (input, fp32) in inputs.iter().zip(&reference) {
+        let int8 = run_plan_outputs(&int8_plan, &shape, input)?;
+        for (a, b) in fp32.iter().zip(&int8) {
+            int8_relative = int8_relative.max(relative_difference(a, b)?);
+        }
+    }
+    let fp32_ms = median_latency_ms(&fp32_plan, &shape, &inputs[0], 10)?;
+    let int8_ms = median_latency_ms(&int8_plan, &shape, &inputs[0], 10)?;
+    let category = category_name(&trained.config);
+    let fp32_path = run.file(&format!("{}.onnx", model_name(&category, false)));
+    let int8_path = run.file(&format!("{}.onnx", model_name(&category, true)));
+    onnx::save(&fp32_model, &fp32_path)?;
+    onnx::save(&quantized.model, &int8_path)?;
+    let record = IsstadExportRecord {
+        category,
+        image_size: side,
+        fp32: fp32_path,
+        int8: int8_path,
+        parity_relative: parity,
+        int8_relative,
+        quantized_layers: quantized.layers.len(),
+        fp32_ms,
+        int8_ms,
+    };
+    run.write_json("export.json", &record)?;
+    Ok(record)
+}
+
+/// Image and pixel thresholds of one precision, fitted on the validation images alone.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Thresholds {
+    /// The largest validation image score: above it a frame alerts.
+    pub image: f64,
+    /// The largest validation pixel-map value: above it a pixel belongs to a defect box.
+    pub pixel: f64,
+}
+
+/// One precision's results on the test set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrecisionResult {
+    pub image_auroc: f64,
+    pub pixel_auroc: f64,
+    /// Area under the PRO curve up to 30 % FPR, normalised.
+    pub aupro: f64,
+    pub thresholds: Thresholds,
+    /// At the image threshold, the share of defect images that alert and of good ones that do.
+    pub detected: f64,
+    pub false_alarms: f64,
+    /// Image AUROC of each defect type against the good test images.
+    pub per_defect_image_auroc: Vec<(String, f64)>,
+    pub ms_per_image: f64,
+}
+
+/// `vigil-train isstad eval`'s report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsstadEvaluation {
+    pub category: String,
+    pub test_images: usize,
+    pub good_images: usize,
+    pub validation_images: usize,
+    pub fp32: PrecisionResult,
+    pub int8: PrecisionResult,
+}
+
+struct Scored {
+    image_scores: Vec<f64>,
+    maps: Vec<Vec<f32>>,
+    seconds: f64,
+}
+
+fn score_all(plan: &TractPlan, inputs: &[Vec<f32>], side: usize) -> Result<Scored, TrainError> {
+    let mut mapper = AnomalyMapper::new(MAP_SIGMA, ImageScore::Mean).map_err(|e| TrainError::Config(e.to_string()))?;
+    let shape = [1, 3, side, side];
+    let mut scored = Scored {
+        image_scores: Vec::with_capacity(inputs.len()),
+        maps: Vec::with_capacity(inputs.len()),
+        seconds: 0.0,
+    };
+    for input in inputs {
+        let started = Instant::now();
+        let outputs = run_plan_outputs(plan, &shape, input)?;
+        let [p, r] = [&outputs[0], &outputs[1]];
+        let mut map = vec![0.0f32; side * side];
+        let map_error = |e: crate::models::industrial::anomaly_map::AnomalyMapError| TrainError::Config(format!("anomaly map: {e}"));
+        mapper.map(p, r, side, &mut map).map_err(map_error)?;
+        let score = mapper.image_score(p, r, &map, side).map_err(map_error)?;
+        scored.seconds += started.elapsed().as_secs_f64();
+        scored.image_scores.push(f64::from(score));
+        scored.maps.push(map);
+    }
+    Ok(scored)
+}
+
+fn fit_thresholds(validation: &Scored) -> Thresholds {
+    let image = validation.image_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let pixel = validation
+        .maps
+        .iter()
+        .flat_map(|m| m.iter().map(|&v| f64::from(v)))
+        .fold(f64::NEG_INFINITY, f64::max);
+    Thresholds { image, pixel }
+}
+
+fn metrics_error(e: crate::eval::EvalError) -> TrainError {
+    TrainError::Config(format!("metrics: {e}"))
+}
+
+/// Scores the category's test set with both graphs and writes `eval.json` and `eval.md`.
+pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
+    let config: IsstadRunConfig = run.read_json("config.json")?;
+    let record: IsstadExportRecord = run.read_json("export.json")?;
+    let side = config.train.model.image_size;
+    let data_error = |e: MvtecError| TrainError::Config(e.to_string());
+    let category = read_category(&config.data).map_err(data_error)?;
+    let validation = validation_inputs(&config, usize::MAX)?;
+    let mut inputs = Vec::with_capacity(category.test.len());
+    let mut masks = Vec::with_capacity(category.test.len());
+    for test in &category.test {
+        let (image, mask) = load_test_image(test, side).map_err(data_error)?;
+        inputs.push(image);
+        masks.push(mask.iter().map(|&v| v > 0.5).collect::<Vec<bool>>());
+    }
+    let image_labels: Vec<bool> = category.test.iter().map(|t| !t.is_good()).collect();
+    let mut results = Vec::with_capacity(2);
+    for path in [&record.fp32, &record.int8] {
+        let model = onnx::load(path)?;
+        let graph = plan(&model)?;
+        let thresholds = fit_thresholds(&score_all(&graph, &validation, side)?);
+        let scored = score_all(&graph, &inputs, side)?;
+        let image_auroc = crate::eval::roc_auc(&scored.image_scores, &image_labels).map_err(metrics_error)?;
+        let pixel_scores: Vec<f64> = scored.maps.iter().flat_map(|m| m.iter().map(|&v| f64::from(v))).collect();
+        let pixel_labels: Vec<bool> = masks.iter().flatten().copied().collect();
+        let pixel_auroc = crate::eval::roc_auc(&pixel_scores, &pixel_labels).map_err(metrics_error)?;
+        let map_refs: Vec<&[f32]> = scored.maps.iter().map(Vec::as_slice).collect();
+        let mask_refs: Vec<&[bool]> = masks.iter().map(Vec::as_slice).collect();
+        let aupro = aupro(&map_refs, &mask_refs, side, side, AUPRO_MAX_FPR).map_err(metrics_error)?;
+        let alerts = |want_defect: bool| {
+            let (hits, total) = scored
+                .image_scores
+                .iter()
+                .zip(&image_labels)
+                .filter(|(_, &defect)| defect == want_defect)
+                .fold((0usize, 0usize), |(h, t), (&s, _)| (h + usize::from(s > thresholds.image), t + 1));
+            hits as f64 / total.max(1) as f64
+        };
+        let mut per_defect_image_auroc = Vec::new();
+        let mut defects: Vec<&str> = category.test.iter().filter(|t| !t.is_good()).map(|t| t.defect.as_str()).collect();
+        defects.dedup();
+        for defect in defects {
+            let (scores, labels): (Vec<f64>, Vec<bool>) = category
+                .test
+                .iter()
+                .zip(&scored.image_scores)
+                .filter(|(t, _)| t.is_good() || t.defect == defect)
+                .map(|(t, &s)| (s, !t.is_good()))
+                .unzip();
+            per_defect_image_auroc.push((defect.to_string(), crate::eval::roc_auc(&scores, &labels).map_err(metrics_error)?));
+        }
+        results.push(PrecisionResult {
+            image_auroc,
+            pixel_auroc,
+            aupro,
+            thresholds,
+            detected: alerts(true),
+            false_alarms: alerts(false),
+            per_defect_image_auroc,
+            ms_per_image: scored.seconds * 1e3 / inputs.len().max(1) as f64,
+        });
+    }
+    let int8 = results.pop().ok_or_else(|| TrainError::Config("no int8 result".into()))?;
+    let fp32 = results.pop().ok_or_else(|| TrainError::Config("no fp32 result".into()))?;
+    let evaluation = IsstadEvaluation {
+        category: record.category.clone(),
+        test_images: category.test.len(),
+        good_images: image_labels.iter().filter(|&&d| !d).count(),
+        validation_images: validation.len(),
+        fp32,
+        int8,
+    };
+    run.write_json("eval.json", &evaluation)?;
+    let card = card_table(&evaluation);
+    std::fs::write(run.file("eval.md"), card).map_err(|e| TrainError::Config(format!("{}: {e}", run.file("eval.md").display())))?;
+    Ok(evaluation)
+}
+
+/// The model card's results table, in Markdown.
+pub fn card_table(evaluation: &IsstadEvaluation) -> String {
+    let mut out = format!(
+        "{}: {} test images ({} good), thresholds fitted on {} validation images\n\n\
+         | graph | image AUROC | pixel AUROC | AUPRO (30 % FPR) | detected | false alarms | ms/image |\n\
+         |---|---|---|---|---|---|---|\n",
+        evaluation.category, evaluation.test_images, evaluation.good_images, evaluation.validation_images
+    );
+    for (name, r) in [("fp32", &evaluation.fp32), ("int8", &evaluation.int8)] {
+        out.push_str(&format!(
+            "| {name} | {:.4} | {:.4} | {:.4} | {:.0} % | {:.0} % | {:.1} |\n",
+            r.image_auroc,
+            r.pixel_auroc,
+            r.aupro,
+            r.detected * 100.0,
+            r.false_alarms * 100.0,
+            r.ms_per_image
+        ));
+    }
+    out.push_str("\nImage AUROC per defect type (int8):\n\n| defect | image AUROC |\n|---|---|\n");
+    for (defect, auroc) in &evaluation.int8.per_defect_image_auroc {
+        out.push_str(&format!("| {defect} | {auroc:.4} |\n"));
+    }
+    out
+}
+
+/// Copies the run's graphs into `models_dir/isstad-edge/` and records them, with the
+/// thresholds `eval` fitted, in that folder's `manifest.toml`: how a model ships.
+pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    let config: IsstadRunConfig = run.read_json("config.json")?;
+    let record: IsstadExportRecord = run.read_json("export.json")?;
+    let evaluation: IsstadEvaluation = run.read_json("eval.json").map_err(|e| {
+        TrainError::Config(format!("{e}: run `vigil-train isstad eval` first, which fits the thresholds"))
+    })?;
+    let dir = models_dir.join("isstad-edge");
+    std::fs::create_dir_all(&dir).map_err(|e| TrainError::Config(format!("{}: {e}", dir.display())))?;
+    let mut installed = Vec::new();
+    for int8 in [true, false] {
+        let source = if int8 { &record.int8 } else { &record.fp32 };
+        let target = dir.join(format!("{}.onnx", model_name(&record.category, int8)));
+        std::fs::copy(source, &target).map_err(|e| TrainError::Config(format!("{}: {e}", target.display())))?;
+        let result = if int8 { &evaluation.int8 } else { &evaluation.fp32 };
+        let mut entry = model_entry(&config, &record, result, int8);
+        entry.files = vec![target.clone()];
+        upsert(&models_dir.join("manifest.toml"), &entry).map_err(|e| TrainError::Config(e.to_string()))?;
+        installed.push(target);
+    }
+    Ok(installed)
+}
+
+fn model_entry(config: &IsstadRunConfig, record: &IsstadExportRecord, result: &PrecisionResult, int8: bool) -> ModelEntry {
+    let side = record.image_size;
+    let mut settings = toml_edit::Table::new();
+    settings.insert("image_size", toml_edit::value(side as i64));
+    settings.insert("map_sigma", toml_edit::value(f64::from(MAP_SIGMA)));
+    settings.insert("pixel_threshold", toml_edit::value(result.thresholds.pixel));
+    let mut metrics = toml_edit::InlineTable::new();
+    metrics.insert("image_auroc", result.image_auroc.into());
+    metrics.insert("pixel_auroc", result.pixel_auroc.into());
+    metrics.insert("aupro", result.aupro.into());
+    settings.insert("test_metrics", toml_edit::value(metrics));
+    if int8 {
+        let mut table = toml_edit::InlineTable::new();
+        table.insert("layers", (record.quantized_layers as i64).into());
+        table.insert("fp32_ms", record.fp32_ms.into());
+        table.insert("int8_ms", record.int8_ms.into());
+        table.insert("max_relative_change", f64::from(record.int8_relative).into());
+        settings.insert("quantization", toml_edit::value(table));
+    }
+    let map = TensorEntry {
+        name: String::new(),
+        shape: vec![1, side, side],
+    };
+    ModelEntry {
+        name: model_name(&record.category, int8),
+        family: "isstad_edge".into(),
+        description: format!(
+            "ISSTAD-edge for {}: per-pixel anomaly probability and reconstruction error of a {side}×{side} image, {} (vigil-train isstad)",
+            record.category,
+            if int8 { "int8 linear layers" } else { "fp32" }
+        ),
+        source: format!(
+            "trained by `vigil-train isstad train` on the normal images of {} only; thresholds fitted on {} held-out normal images",
+            config.data.display(),
+            config.validation_files.len()
+        ),
+        files: vec![if int8 { record.int8.clone() } else { record.fp32.clone() }],
+        inputs: vec![TensorEntry {
+            name: INPUT.into(),
+            shape: vec![1, 3, side, side],
+        }],
+        outputs: vec![
+            TensorEntry {
+                name: PROBABILITY.into(),
+                ..map.clone()
+            },
+            TensorEntry {
+                name: RECONSTRUCTION_ERROR.into(),
+                ..map
+            },
+        ],
+        threshold: result.thresholds.image as f32,
+        settings,
+    }
+}
