@@ -11,3 +11,4 @@ pub mod losses;
 pub mod make_data;
 pub mod model;
 pub mod mvtec;
+pub mod train;

@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,12 @@ fn adamw(config: &IsstadTrainConfig) -> burn::optim::ModuleOptimizer {
 }
 
 /// MAE's schedule: linear warm-up, then a half cosine to zero, per step.
-fn mae_learning_rate(config: &IsstadTrainConfig, step: usize, total_steps: usize, warmup_steps: usize) -> f64 {
+fn mae_learning_rate(
+    config: &IsstadTrainConfig,
+    step: usize,
+    total_steps: usize,
+    warmup_steps: usize,
+) -> f64 {
     let peak = config.mae_learning_rate;
     if step < warmup_steps {
         return peak * (step + 1) as f64 / warmup_steps as f64;
@@ -236,7 +241,11 @@ fn train_mae(
     let steps_per_epoch = training.images.len().div_ceil(config.batch_size.max(1));
     let total_steps = steps_per_epoch * config.mae_epochs;
     let warmup_steps = steps_per_epoch * config.mae_warmup_epochs;
-    let mut log = MetricsLog::create(run, "mae.csv", "epoch,loss,validation_mse,learning_rate,images_per_second")?;
+    let mut log = MetricsLog::create(
+        run,
+        "mae.csv",
+        "epoch,loss,validation_mse,learning_rate,images_per_second",
+    )?;
     let (mut best_epoch, mut best_mse) = (0, f64::INFINITY);
     for epoch in 1..=config.mae_epochs {
         let first_step = (epoch - 1) * steps_per_epoch;
@@ -272,7 +281,10 @@ fn train_mae(
         mae = trained;
         let mse = mae_validation_mse(&mae.valid(), config, validation, eval_device)?;
         let learning_rate = mae_learning_rate(config, first_step, total_steps, warmup_steps);
-        log.row(&format!("{epoch},{},{mse},{learning_rate:.3e},{rate:.2}", means[0]))?;
+        log.row(&format!(
+            "{epoch},{},{mse},{learning_rate:.3e},{rate:.2}",
+            means[0]
+        ))?;
         log::info!(
             "MAE epoch {epoch}/{}: loss {:.4}, validation masked MSE {mse:.4}, {rate:.1} images/s",
             config.mae_epochs,
@@ -304,7 +316,12 @@ fn mae_validation_mse(
     for image in &validation.images {
         let values = normalised_chw(image, Crop::whole(image.width, image.height), side, false);
         let images = image_batch(values, 1, side, device);
-        let mask = PatchMask::random(1, model_config.patches(), model_config.visible_patches(), &mut rng);
+        let mask = PatchMask::random(
+            1,
+            model_config.patches(),
+            model_config.visible_patches(),
+            &mut rng,
+        );
         let predicted = mae.forward(images.clone(), &mask);
         let target = patchify(images, model_config.patch_size);
         total += scalar(&masked_patch_mse(predicted, target, mask.hidden(device)))?;
@@ -329,8 +346,8 @@ fn pixel_sample(
     let whole = Crop::whole(image.width, image.height);
     let corruption_error = |e: CorruptError| TrainError::Config(format!("corruption: {e}"));
     let corrupted = corrupt(image, &config.corruption, rng).map_err(corruption_error)?;
-    let label =
-        mask_to_label(&corrupted.mask, image.width, image.height, side).map_err(corruption_error)?;
+    let label = mask_to_label(&corrupted.mask, image.width, image.height, side)
+        .map_err(corruption_error)?;
     Ok(PixelSample {
         corrupted: normalised_chw(&corrupted.image, whole, side, false),
         clean: normalised_chw(image, whole, side, false),
@@ -392,7 +409,12 @@ fn train_pixels(
     let (mut best_epoch, mut best_auroc) = (0, f64::NEG_INFINITY);
     for epoch in 1..=config.pixel_epochs {
         let learning_rate = pixel_learning_rate(config, epoch - 1);
-        let batches = batches_of(training.images.len(), config.batch_size, config.seed ^ 0x9e1, epoch);
+        let batches = batches_of(
+            training.images.len(),
+            config.batch_size,
+            config.seed ^ 0x9e1,
+            epoch,
+        );
         let (trained, means, rate) = train_epoch(
             model,
             &mut optimizer,
@@ -409,8 +431,12 @@ fn train_pixels(
                     clean.extend(sample.clean);
                     labels.extend(sample.label);
                 }
-                let labels: Tensor<4> = Tensor::from_data(TensorData::new(labels, [b, 1, side, side]), device);
-                let encoded = model.encoder.forward(image_batch(corrupted, b, side, device)).detach();
+                let labels: Tensor<4> =
+                    Tensor::from_data(TensorData::new(labels, [b, 1, side, side]), device);
+                let encoded = model
+                    .encoder
+                    .forward(image_batch(corrupted, b, side, device))
+                    .detach();
                 let (logits, reconstruction) = model.decoder.forward_full(encoded);
                 let loss = pixel_loss(
                     logits,
@@ -483,24 +509,36 @@ fn pixel_validation_auroc(
         // No validation image drew a corruption: rank on nothing rather than fail the run.
         return Ok(0.5);
     }
-    crate::eval::roc_auc(&scores, &labels).map_err(|e| TrainError::Config(format!("validation AUROC: {e}")))
+    crate::eval::roc_auc(&scores, &labels)
+        .map_err(|e| TrainError::Config(format!("validation AUROC: {e}")))
 }
 
 /// P and R of one normalised `[3, S, S]` image, as host vectors.
-pub fn pixel_outputs(model: &Isstad, image: Vec<f32>, side: usize, device: &Device) -> Result<[Vec<f32>; 2], TrainError> {
+pub fn pixel_outputs(
+    model: &Isstad,
+    image: Vec<f32>,
+    side: usize,
+    device: &Device,
+) -> Result<[Vec<f32>; 2], TrainError> {
     let outputs = model.pixel_outputs(image_batch(image, 1, side, device));
     let read = |t: Tensor<3>| {
         t.into_data()
             .try_into_vec_as::<f32>()
             .map_err(|e| TrainError::Device(format!("{e:?}")))
     };
-    Ok([read(outputs.probability)?, read(outputs.reconstruction_error)?])
+    Ok([
+        read(outputs.probability)?,
+        read(outputs.reconstruction_error)?,
+    ])
 }
 
 fn load_module<M: Module>(module: M, path: &Path) -> Result<M, TrainError> {
-    module
-        .try_load_file(path)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e} (has the run finished training?)", path.display())))
+    module.try_load_file(path).map_err(|e| {
+        TrainError::Checkpoint(format!(
+            "{}: {e} (has the run finished training?)",
+            path.display()
+        ))
+    })
 }
 
 /// A run's trained stage-2 network, on the CPU, for export and evaluation.
@@ -546,7 +584,10 @@ mod tests {
         let mut smallest = f64::INFINITY;
         for _ in 0..500 {
             let crop = random_resized_crop(&image, 0.2, &mut rng);
-            assert!(crop.x + crop.width <= 64 && crop.y + crop.height <= 48, "{crop:?}");
+            assert!(
+                crop.x + crop.width <= 64 && crop.y + crop.height <= 48,
+                "{crop:?}"
+            );
             smallest = smallest.min((crop.width * crop.height) as f64 / (64.0 * 48.0));
         }
         assert!(smallest < 0.3 && smallest > 0.15, "{smallest}");
