@@ -18,7 +18,7 @@
 use burn::config::Config;
 
 use crate::rng::SplitMix64;
-use crate::train::image::Rgb8;
+use crate::train::image::{Crop, Rgb8, resample_plane};
 
 /// Why an image, a mask or a configuration was refused; names the bad value.
 #[derive(Debug, thiserror::Error)]
@@ -196,49 +196,19 @@ pub fn mask_to_label(
     if size == 0 {
         return Err(CorruptError::LabelSize { size });
     }
-    let rows = bilinear_taps(height, size);
-    let columns = bilinear_taps(width, size);
-    let marked = |y: usize, x: usize| -> f32 { if mask[y * width + x] != 0 { 1.0 } else { 0.0 } };
-    let mut label = Vec::with_capacity(size * size);
-    for row in &rows {
-        for column in &columns {
-            let top = column.near_weight * marked(row.near, column.near)
-                + column.far_weight * marked(row.near, column.far);
-            let bottom = column.near_weight * marked(row.far, column.near)
-                + column.far_weight * marked(row.far, column.far);
-            let value = row.near_weight * top + row.far_weight * bottom;
-            label.push(value.trunc());
-        }
+    let marked: Vec<f32> = mask
+        .iter()
+        .map(|&m| if m != 0 { 1.0 } else { 0.0 })
+        .collect();
+    let mut label = vec![0.0f32; size * size];
+    let whole = Crop::whole(width, height);
+    resample_plane(&marked, width, whole, size, false, &mut label);
+    // Interpolating as `a + (b − a)·t` gives exactly 1 between two marked samples, so the
+    // truncation keeps every fully covered pixel.
+    for value in &mut label {
+        *value = value.trunc();
     }
     Ok(label)
-}
-
-/// The two source samples behind one output sample of a linear resize.
-struct Tap {
-    near: usize,
-    far: usize,
-    near_weight: f32,
-    far_weight: f32,
-}
-
-/// Torch's source positions for `align_corners=False`: `scale * (i + 0.5) - 0.5` clamped at 0,
-/// the far neighbour clamped to the last sample; in f32, as torch computes float tensors.
-fn bilinear_taps(input: usize, output: usize) -> Vec<Tap> {
-    let scale = input as f32 / output as f32;
-    (0..output)
-        .map(|index| {
-            let source = (scale * (index as f32 + 0.5) - 0.5).max(0.0);
-            let near = (source as usize).min(input - 1);
-            let far = if near + 1 < input { near + 1 } else { near };
-            let far_weight = source - near as f32;
-            Tap {
-                near,
-                far,
-                near_weight: 1.0 - far_weight,
-                far_weight,
-            }
-        })
-        .collect()
 }
 
 fn check_image(image: &Rgb8) -> Result<(), CorruptError> {

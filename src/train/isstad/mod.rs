@@ -11,4 +11,5 @@ pub mod losses;
 pub mod make_data;
 pub mod model;
 pub mod mvtec;
+pub mod pipeline;
 pub mod train;

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::train::image::{ImageError, Rgb8, read_png};
+use crate::train::image::{Crop, ImageError, Rgb8, normalised_chw, read_png, resample_plane};
 
 /// The class name MVTec AD gives normal images.
 pub const GOOD: &str = "good";
@@ -267,50 +267,21 @@ fn check_size(size: usize) -> Result<(), MvtecError> {
 }
 
 fn rgb_tensor(image: &Rgb8, size: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; 3 * size * size];
-    for channel in 0..3 {
-        let resized = resize_channel(image, channel, size);
-        for (value, dst) in resized
-            .iter()
-            .zip(&mut out[channel * size * size..(channel + 1) * size * size])
-        {
-            *dst = (value / 255.0 - 0.5) / 0.5;
-        }
-    }
-    out
+    normalised_chw(image, Crop::whole(image.width, image.height), size, false)
 }
 
+/// The mask's first channel, resized like the image, then 1 above one half.
 fn mask_tensor(mask: &Rgb8, size: usize) -> Vec<f32> {
-    resize_channel(mask, 0, size)
-        .into_iter()
-        .map(|value| if value / 255.0 > 0.5 { 1.0 } else { 0.0 })
-        .collect()
-}
-
-/// One channel of `image` resized to `size × size`, bilinear with half-pixel centres and no
-/// antialiasing, in the image's 0–255 scale. Source coordinates below 0 clamp to the first
-/// pixel and the last pixel repeats past the edge, as torch does.
-fn resize_channel(image: &Rgb8, channel: usize, size: usize) -> Vec<f32> {
-    let taps = |input: usize| -> Vec<(usize, usize, f32)> {
-        let scale = input as f64 / size as f64;
-        (0..size)
-            .map(|dst| {
-                let src = ((dst as f64 + 0.5) * scale - 0.5).max(0.0);
-                let low = (src.floor() as usize).min(input - 1);
-                let high = (low + 1).min(input - 1);
-                (low, high, (src - low as f64).clamp(0.0, 1.0) as f32)
-            })
-            .collect()
-    };
-    let (rows, cols) = (taps(image.height), taps(image.width));
-    let at = |y: usize, x: usize| f32::from(image.pixels[(y * image.width + x) * 3 + channel]);
-    let mut out = Vec::with_capacity(size * size);
-    for &(y0, y1, fy) in &rows {
-        for &(x0, x1, fx) in &cols {
-            let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
-            let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
-            out.push(top * (1.0 - fy) + bottom * fy);
-        }
+    let plane: Vec<f32> = mask
+        .pixels
+        .chunks_exact(3)
+        .map(|rgb| f32::from(rgb[0]) / 255.0)
+        .collect();
+    let mut out = vec![0.0f32; size * size];
+    let whole = Crop::whole(mask.width, mask.height);
+    resample_plane(&plane, mask.width, whole, size, false, &mut out);
+    for value in &mut out {
+        *value = if *value > 0.5 { 1.0 } else { 0.0 };
     }
     out
 }
@@ -527,31 +498,6 @@ mod tests {
             found.split_validation(6),
             Err(MvtecError::TooFewForValidation { .. })
         ));
-    }
-
-    #[test]
-    fn resize_matches_torch_bilinear_without_antialias() {
-        // 4 → 2 samples at source 0.5 and 2.5: the means of pixel pairs.
-        let image = Rgb8 {
-            width: 4,
-            height: 1,
-            pixels: [0u8, 100, 200, 250]
-                .iter()
-                .flat_map(|&v| [v, v, v])
-                .collect(),
-        };
-        let down = resize_channel(&image, 0, 2);
-        // Height 1 → 2 repeats the row; width 4 → 2 averages pairs.
-        assert_eq!(down, [50.0, 225.0, 50.0, 225.0]);
-        // 2 → 4 upsampling: source −0.25 clamps to 0, then 0.25, 0.75, 1.25 → clamps to 1.
-        let image = Rgb8 {
-            width: 2,
-            height: 2,
-            pixels: [0u8, 200, 0, 200].iter().flat_map(|&v| [v, v, v]).collect(),
-        };
-        let up = resize_channel(&image, 0, 4);
-        assert_eq!(&up[..4], &[0.0, 50.0, 150.0, 200.0]);
-        assert_eq!(resize_channel(&image, 0, 2), [0.0, 200.0, 0.0, 200.0]);
     }
 
     #[test]

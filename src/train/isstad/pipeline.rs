@@ -68,7 +68,12 @@ fn validation_inputs(config: &IsstadRunConfig, limit: usize) -> Result<Vec<Vec<f
         .take(limit)
         .map(|file| {
             let image = read_png(file)?;
-            Ok(normalised_chw(&image, Crop::whole(image.width, image.height), side, false))
+            Ok(normalised_chw(
+                &image,
+                Crop::whole(image.width, image.height),
+                side,
+                false,
+            ))
         })
         .collect()
 }
@@ -82,7 +87,9 @@ pub fn export(run: &RunDir) -> Result<IsstadExportRecord, TrainError> {
     let shape = [1, 3, side, side];
     let inputs = validation_inputs(&trained.config, CALIBRATION_IMAGES)?;
     if inputs.is_empty() {
-        return Err(TrainError::Config("the run lists no validation image to check the export on".into()));
+        return Err(TrainError::Config(
+            "the run lists no validation image to check the export on".into(),
+        ));
     }
     let fp32_model = trained.model.to_onnx()?;
     let fp32_plan = plan(&fp32_model)?;
@@ -176,7 +183,8 @@ struct Scored {
 }
 
 fn score_all(plan: &TractPlan, inputs: &[Vec<f32>], side: usize) -> Result<Scored, TrainError> {
-    let mut mapper = AnomalyMapper::new(MAP_SIGMA, ImageScore::Mean).map_err(|e| TrainError::Config(e.to_string()))?;
+    let mut mapper = AnomalyMapper::new(MAP_SIGMA, ImageScore::Mean)
+        .map_err(|e| TrainError::Config(e.to_string()))?;
     let shape = [1, 3, side, side];
     let mut scored = Scored {
         image_scores: Vec::with_capacity(inputs.len()),
@@ -188,7 +196,9 @@ fn score_all(plan: &TractPlan, inputs: &[Vec<f32>], side: usize) -> Result<Score
         let outputs = run_plan_outputs(plan, &shape, input)?;
         let [p, r] = [&outputs[0], &outputs[1]];
         let mut map = vec![0.0f32; side * side];
-        let map_error = |e: crate::models::industrial::anomaly_map::AnomalyMapError| TrainError::Config(format!("anomaly map: {e}"));
+        let map_error = |e: crate::models::industrial::anomaly_map::AnomalyMapError| {
+            TrainError::Config(format!("anomaly map: {e}"))
+        };
         mapper.map(p, r, side, &mut map).map_err(map_error)?;
         let score = mapper.image_score(p, r, &map, side).map_err(map_error)?;
         scored.seconds += started.elapsed().as_secs_f64();
@@ -199,7 +209,11 @@ fn score_all(plan: &TractPlan, inputs: &[Vec<f32>], side: usize) -> Result<Score
 }
 
 fn fit_thresholds(validation: &Scored) -> Thresholds {
-    let image = validation.image_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let image = validation
+        .image_scores
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     let pixel = validation
         .maps
         .iter()
@@ -234,24 +248,38 @@ pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
         let graph = plan(&model)?;
         let thresholds = fit_thresholds(&score_all(&graph, &validation, side)?);
         let scored = score_all(&graph, &inputs, side)?;
-        let image_auroc = crate::eval::roc_auc(&scored.image_scores, &image_labels).map_err(metrics_error)?;
-        let pixel_scores: Vec<f64> = scored.maps.iter().flat_map(|m| m.iter().map(|&v| f64::from(v))).collect();
+        let image_auroc =
+            crate::eval::roc_auc(&scored.image_scores, &image_labels).map_err(metrics_error)?;
+        let pixel_scores: Vec<f64> = scored
+            .maps
+            .iter()
+            .flat_map(|m| m.iter().map(|&v| f64::from(v)))
+            .collect();
         let pixel_labels: Vec<bool> = masks.iter().flatten().copied().collect();
-        let pixel_auroc = crate::eval::roc_auc(&pixel_scores, &pixel_labels).map_err(metrics_error)?;
+        let pixel_auroc =
+            crate::eval::roc_auc(&pixel_scores, &pixel_labels).map_err(metrics_error)?;
         let map_refs: Vec<&[f32]> = scored.maps.iter().map(Vec::as_slice).collect();
         let mask_refs: Vec<&[bool]> = masks.iter().map(Vec::as_slice).collect();
-        let aupro = aupro(&map_refs, &mask_refs, side, side, AUPRO_MAX_FPR).map_err(metrics_error)?;
+        let aupro =
+            aupro(&map_refs, &mask_refs, side, side, AUPRO_MAX_FPR).map_err(metrics_error)?;
         let alerts = |want_defect: bool| {
             let (hits, total) = scored
                 .image_scores
                 .iter()
                 .zip(&image_labels)
-                .filter(|(_, &defect)| defect == want_defect)
-                .fold((0usize, 0usize), |(h, t), (&s, _)| (h + usize::from(s > thresholds.image), t + 1));
+                .filter(|(_, defect)| **defect == want_defect)
+                .fold((0usize, 0usize), |(h, t), (&s, _)| {
+                    (h + usize::from(s > thresholds.image), t + 1)
+                });
             hits as f64 / total.max(1) as f64
         };
         let mut per_defect_image_auroc = Vec::new();
-        let mut defects: Vec<&str> = category.test.iter().filter(|t| !t.is_good()).map(|t| t.defect.as_str()).collect();
+        let mut defects: Vec<&str> = category
+            .test
+            .iter()
+            .filter(|t| !t.is_good())
+            .map(|t| t.defect.as_str())
+            .collect();
         defects.dedup();
         for defect in defects {
             let (scores, labels): (Vec<f64>, Vec<bool>) = category
@@ -261,7 +289,10 @@ pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
                 .filter(|(t, _)| t.is_good() || t.defect == defect)
                 .map(|(t, &s)| (s, !t.is_good()))
                 .unzip();
-            per_defect_image_auroc.push((defect.to_string(), crate::eval::roc_auc(&scores, &labels).map_err(metrics_error)?));
+            per_defect_image_auroc.push((
+                defect.to_string(),
+                crate::eval::roc_auc(&scores, &labels).map_err(metrics_error)?,
+            ));
         }
         results.push(PrecisionResult {
             image_auroc,
@@ -274,8 +305,12 @@ pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
             ms_per_image: scored.seconds * 1e3 / inputs.len().max(1) as f64,
         });
     }
-    let int8 = results.pop().ok_or_else(|| TrainError::Config("no int8 result".into()))?;
-    let fp32 = results.pop().ok_or_else(|| TrainError::Config("no fp32 result".into()))?;
+    let int8 = results
+        .pop()
+        .ok_or_else(|| TrainError::Config("no int8 result".into()))?;
+    let fp32 = results
+        .pop()
+        .ok_or_else(|| TrainError::Config("no fp32 result".into()))?;
     let evaluation = IsstadEvaluation {
         category: record.category.clone(),
         test_images: category.test.len(),
@@ -286,7 +321,8 @@ pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
     };
     run.write_json("eval.json", &evaluation)?;
     let card = card_table(&evaluation);
-    std::fs::write(run.file("eval.md"), card).map_err(|e| TrainError::Config(format!("{}: {e}", run.file("eval.md").display())))?;
+    std::fs::write(run.file("eval.md"), card)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", run.file("eval.md").display())))?;
     Ok(evaluation)
 }
 
@@ -296,7 +332,10 @@ pub fn card_table(evaluation: &IsstadEvaluation) -> String {
         "{}: {} test images ({} good), thresholds fitted on {} validation images\n\n\
          | graph | image AUROC | pixel AUROC | AUPRO (30 % FPR) | detected | false alarms | ms/image |\n\
          |---|---|---|---|---|---|---|\n",
-        evaluation.category, evaluation.test_images, evaluation.good_images, evaluation.validation_images
+        evaluation.category,
+        evaluation.test_images,
+        evaluation.good_images,
+        evaluation.validation_images
     );
     for (name, r) in [("fp32", &evaluation.fp32), ("int8", &evaluation.int8)] {
         out.push_str(&format!(
@@ -322,25 +361,39 @@ pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainErr
     let config: IsstadRunConfig = run.read_json("config.json")?;
     let record: IsstadExportRecord = run.read_json("export.json")?;
     let evaluation: IsstadEvaluation = run.read_json("eval.json").map_err(|e| {
-        TrainError::Config(format!("{e}: run `vigil-train isstad eval` first, which fits the thresholds"))
+        TrainError::Config(format!(
+            "{e}: run `vigil-train isstad eval` first, which fits the thresholds"
+        ))
     })?;
     let dir = models_dir.join("isstad-edge");
-    std::fs::create_dir_all(&dir).map_err(|e| TrainError::Config(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", dir.display())))?;
     let mut installed = Vec::new();
     for int8 in [true, false] {
         let source = if int8 { &record.int8 } else { &record.fp32 };
         let target = dir.join(format!("{}.onnx", model_name(&record.category, int8)));
-        std::fs::copy(source, &target).map_err(|e| TrainError::Config(format!("{}: {e}", target.display())))?;
-        let result = if int8 { &evaluation.int8 } else { &evaluation.fp32 };
+        std::fs::copy(source, &target)
+            .map_err(|e| TrainError::Config(format!("{}: {e}", target.display())))?;
+        let result = if int8 {
+            &evaluation.int8
+        } else {
+            &evaluation.fp32
+        };
         let mut entry = model_entry(&config, &record, result, int8);
         entry.files = vec![target.clone()];
-        upsert(&models_dir.join("manifest.toml"), &entry).map_err(|e| TrainError::Config(e.to_string()))?;
+        upsert(&models_dir.join("manifest.toml"), &entry)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
         installed.push(target);
     }
     Ok(installed)
 }
 
-fn model_entry(config: &IsstadRunConfig, record: &IsstadExportRecord, result: &PrecisionResult, int8: bool) -> ModelEntry {
+fn model_entry(
+    config: &IsstadRunConfig,
+    record: &IsstadExportRecord,
+    result: &PrecisionResult,
+    int8: bool,
+) -> ModelEntry {
     let side = record.image_size;
     let mut settings = toml_edit::Table::new();
     settings.insert("image_size", toml_edit::value(side as i64));
@@ -356,7 +409,10 @@ fn model_entry(config: &IsstadRunConfig, record: &IsstadExportRecord, result: &P
         table.insert("layers", (record.quantized_layers as i64).into());
         table.insert("fp32_ms", record.fp32_ms.into());
         table.insert("int8_ms", record.int8_ms.into());
-        table.insert("max_relative_change", f64::from(record.int8_relative).into());
+        table.insert(
+            "max_relative_change",
+            f64::from(record.int8_relative).into(),
+        );
         settings.insert("quantization", toml_edit::value(table));
     }
     let map = TensorEntry {
@@ -376,7 +432,11 @@ fn model_entry(config: &IsstadRunConfig, record: &IsstadExportRecord, result: &P
             config.data.display(),
             config.validation_files.len()
         ),
-        files: vec![if int8 { record.int8.clone() } else { record.fp32.clone() }],
+        files: vec![if int8 {
+            record.int8.clone()
+        } else {
+            record.fp32.clone()
+        }],
         inputs: vec![TensorEntry {
             name: INPUT.into(),
             shape: vec![1, 3, side, side],
