@@ -7,16 +7,7 @@ set -uo pipefail
 bin=${1:-target/release/vigil-train}
 out=${2:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$out"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-nproc | sed 's/^/cpu cores: /' | tee -a "$out/gpu.txt"
-
-nvrtc=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null || true)
-if [ ! -e "$nvrtc/libnvrtc.so.13" ]; then
-  nvrtc=$(dirname "$(find / -xdev -name 'libnvrtc.so.1*' 2>/dev/null | head -n 1)")
-fi
-export LD_LIBRARY_PATH="$nvrtc:/usr/local/cuda/lib64:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
-export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
-echo "NVRTC from $nvrtc; headers from $CUDA_PATH/include" | tee -a "$out/gpu.txt"
+source "$(dirname "$0")/cuda-env.sh"
 
 data=/tmp/vigil-toy-data
 "$bin" toy make-data "$data" --train 20000 --val 2000 --test 2000

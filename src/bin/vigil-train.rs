@@ -60,6 +60,11 @@ enum Family {
         #[command(subcommand)]
         command: FersCommand,
     },
+    /// ISSTAD-edge: industrial defects (MAE ViT + pixel classifier) on MVTec AD layout folders.
+    Isstad {
+        #[command(subcommand)]
+        command: IsstadCommand,
+    },
     /// MobileNetV2, the ImageNet backbone: conversion from torchvision weights.
     Mobilenet {
         #[command(subcommand)]
@@ -169,6 +174,78 @@ enum FersCommand {
     },
 }
 
+/// Network sizes `isstad train` offers.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum IsstadSize {
+    /// ISSTAD-edge: ViT 192 wide, 6 blocks; decoder 128 wide, 4 blocks (2 from stage 1).
+    Edge,
+    /// The paper's ViT-L/16 with a 12-block decoder, for GPU workstations.
+    Paper,
+    /// 64×64 images and two-block networks, for tests.
+    Tiny,
+}
+
+#[derive(Subcommand)]
+enum IsstadCommand {
+    /// Write MVTec AD layout categories (brick, grass, gravel) from real CC0 textures, with
+    /// scratches, cracks, holes, stains and contamination as test defects.
+    MakeData {
+        #[arg(long)]
+        out: PathBuf,
+        /// Folder holding brick.png, grass.png and gravel.png (scripts/fetch-photos.sh).
+        #[arg(long, default_value = "models/cache/textures")]
+        textures: PathBuf,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = 192)]
+        side: usize,
+        #[arg(long, default_value_t = 200)]
+        train: usize,
+        #[arg(long, default_value_t = 30)]
+        test_good: usize,
+        #[arg(long, default_value_t = 10)]
+        test_per_defect: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Train both stages on a category's normal images (every `--validation-every`-th held
+    /// out to select epochs and fit thresholds); no test image is read.
+    Train {
+        /// An MVTec AD layout category folder (with train/good and test/).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = IsstadSize::Edge)]
+        size: IsstadSize,
+        #[arg(long, default_value_t = 10)]
+        validation_every: usize,
+        #[arg(long, default_value_t = 60)]
+        mae_epochs: usize,
+        #[arg(long, default_value_t = 40)]
+        pixel_epochs: usize,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 111)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+        backend: BackendKind,
+    },
+    /// Export a trained run to ONNX (checked against burn) and quantize it to int8.
+    Export {
+        #[arg(long)]
+        run: PathBuf,
+    },
+    /// Score the category's test set with both graphs (image AUROC, pixel AUROC, AUPRO), fit
+    /// the thresholds on the validation images, and with `--install` ship both graphs.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        /// A models folder (e.g. `models`) to copy the graphs into and record in its manifest.
+        #[arg(long)]
+        install: Option<PathBuf>,
+    },
+}
+
 #[derive(Subcommand)]
 enum MobileNetCommand {
     /// Convert torchvision's ImageNet weights (.pth, legacy or zip) into a burn record and an
@@ -268,6 +345,7 @@ fn run(cli: Cli) -> Result<()> {
         Family::Toy { command } => run_toy(command),
         Family::Mobilenet { command } => run_mobilenet(command),
         Family::Fers { command } => run_fers(command),
+        Family::Isstad { command } => run_isstad(command),
         Family::Quantize {
             model,
             calibration,
@@ -513,6 +591,111 @@ fn run_toy(command: ToyCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn run_isstad(command: IsstadCommand) -> Result<()> {
+    use vigil::train::isstad::pipeline;
+    match command {
+        IsstadCommand::MakeData {
+            out,
+            textures,
+            side,
+            train,
+            test_good,
+            test_per_defect,
+            seed,
+        } => {
+            use vigil::train::isstad::make_data::{MakeDataConfig, make_texture_categories};
+            let config = MakeDataConfig {
+                side,
+                train_good: train,
+                test_good,
+                test_per_defect,
+                seed,
+                ..MakeDataConfig::default()
+            };
+            for summary in make_texture_categories(&textures, &out, &config)? {
+                println!(
+                    "{}: {} training, {} good test images, {} defect images",
+                    summary.root.display(),
+                    summary.train_good,
+                    summary.test_good,
+                    summary.defects.iter().map(|d| d.images).sum::<usize>()
+                );
+            }
+            Ok(())
+        }
+        IsstadCommand::Train {
+            data,
+            out,
+            size,
+            validation_every,
+            mae_epochs,
+            pixel_epochs,
+            batch_size,
+            seed,
+            backend,
+        } => {
+            use vigil::train::isstad::corrupt::CorruptionConfig;
+            use vigil::train::isstad::model::IsstadConfig;
+            use vigil::train::isstad::mvtec::read_category;
+            use vigil::train::isstad::train::{IsstadTrainConfig, NormalImages, train};
+            let model = match size {
+                IsstadSize::Edge => IsstadConfig::new(),
+                IsstadSize::Paper => IsstadConfig::paper(),
+                IsstadSize::Tiny => IsstadConfig::tiny(),
+            };
+            let category = read_category(&data)?;
+            let (training, validation) = category.split_validation(validation_every)?;
+            let training = NormalImages::read(training)?;
+            let validation = NormalImages::read(validation)?;
+            let config = IsstadTrainConfig::new(model, CorruptionConfig::new())
+                .with_mae_epochs(mae_epochs)
+                .with_pixel_epochs(pixel_epochs)
+                .with_batch_size(batch_size)
+                .with_seed(seed);
+            let summary = train(&data, &training, &validation, &out, backend, config)?;
+            println!(
+                "{}: MAE epoch {} (validation masked MSE {:.4}, {:.0} s), pixel epoch {} (validation pixel AUROC {:.4}, {:.0} s)",
+                out.display(),
+                summary.mae_best_epoch,
+                summary.mae_validation_mse,
+                summary.mae_seconds,
+                summary.pixel_best_epoch,
+                summary.pixel_validation_auroc,
+                summary.pixel_seconds
+            );
+            Ok(())
+        }
+        IsstadCommand::Export { run } => {
+            let run = RunDir::open(&run)?;
+            let record = pipeline::export(&run)?;
+            println!(
+                "{} and {}: parity {:.1e}, int8 changes the maps by {:.1e} of their range; {} int8 layers; one {}×{} image in {:.1} ms fp32, {:.1} ms int8 (1 thread)",
+                record.fp32.display(),
+                record.int8.display(),
+                record.parity_relative,
+                record.int8_relative,
+                record.quantized_layers,
+                record.image_size,
+                record.image_size,
+                record.fp32_ms,
+                record.int8_ms
+            );
+            Ok(())
+        }
+        IsstadCommand::Eval { run, install } => {
+            let run = RunDir::open(&run)?;
+            let evaluation = pipeline::evaluate(&run)?;
+            print!("{}", pipeline::card_table(&evaluation));
+            if let Some(models) = install {
+                for target in pipeline::install(&run, &models)? {
+                    println!("installed {}", target.display());
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 fn run_fers(command: FersCommand) -> Result<()> {

@@ -62,6 +62,20 @@ impl IsstadConfig {
             .with_decoder_heads(16)
     }
 
+    /// The smallest useful network, for tests and CI: a 64×64 image in 8×8 patches.
+    pub fn tiny() -> Self {
+        Self::new()
+            .with_image_size(64)
+            .with_patch_size(8)
+            .with_encoder_dim(32)
+            .with_encoder_depth(2)
+            .with_encoder_heads(2)
+            .with_decoder_dim(32)
+            .with_decoder_depth_stage1(1)
+            .with_decoder_depth(2)
+            .with_decoder_heads(2)
+    }
+
     /// Patches per side.
     pub fn grid(&self) -> usize {
         self.image_size / self.patch_size.max(1)

@@ -72,6 +72,17 @@ pub struct NormalImages {
     pub images: Vec<Rgb8>,
 }
 
+impl NormalImages {
+    /// Reads the PNGs, naming the file that fails.
+    pub fn read(files: Vec<PathBuf>) -> Result<Self, TrainError> {
+        let images = files
+            .iter()
+            .map(|file| crate::train::image::read_png(file))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { files, images })
+    }
+}
+
 /// What `config.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IsstadRunConfig {
