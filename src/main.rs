@@ -27,7 +27,9 @@ enum Command {
     Check { profile: PathBuf },
     /// Run a profile until its sources end (or forever, for live sources).
     Run { profile: PathBuf },
-    /// Run the demo: generated audio with gunshots through YAMNet, alerts as JSON lines.
+    /// Run the demo: generated audio with gunshots through YAMNet, a generated hyperspectral
+    /// flight line, and (once ISSTAD-edge for brick is installed) a factory line on which a
+    /// defect appears; alerts as JSON lines on stdout.
     Demo,
     /// Describe a model (manifest name or .onnx path): tensors, and which operators run on
     /// int8 kernels after tract's optimization.
@@ -230,6 +232,163 @@ fn write_demo_scene() -> Result<vigil::hsi::synthetic::Scene> {
     Ok(scene)
 }
 
+/// The model the factory-line demo runs: ISSTAD-edge trained on the brick texture's
+/// MVTec-layout set (`vigil-train isstad`, see models/TRAINING.md).
+const FACTORY_MODEL: &str = "isstad-edge-brick";
+/// Frames of the factory-line demo, and the first one showing the defect.
+const FACTORY_FRAMES: usize = 40;
+const FACTORY_DEFECT_FROM: usize = 20;
+const FACTORY_FRAME_SIZE: (usize, usize) = (320, 240);
+
+/// Why the factory-line demo cannot run here, if it cannot: it needs the trained model, the
+/// brick texture and GStreamer. Said plainly and skipped, never faked.
+fn factory_line_missing(texture: &Path) -> Result<Option<String>> {
+    let manifest = Manifest::shipped()?;
+    let Ok(spec) = manifest.model(FACTORY_MODEL) else {
+        return Ok(Some(format!(
+            "model {FACTORY_MODEL} is not installed in models/manifest.toml: train and install it \
+             with `vigil-train isstad` (models/TRAINING.md)"
+        )));
+    };
+    let file = manifest.path_of(spec.onnx_file());
+    if !file.is_file() {
+        return Ok(Some(format!(
+            "model {FACTORY_MODEL} is in the manifest but its file is missing: {}",
+            file.display()
+        )));
+    }
+    if !cfg!(feature = "gst") {
+        return Ok(Some(
+            "this build of vigil has no GStreamer (feature gst), which plays the frames".into(),
+        ));
+    }
+    if !texture.is_file() {
+        return Ok(Some(format!(
+            "the brick texture is missing (scripts/fetch-photos.sh fetches it): {}",
+            texture.display()
+        )));
+    }
+    Ok(None)
+}
+
+/// Writes the factory-line frames: a window panning slowly across the brick texture (a part
+/// moving on the belt), with a crack and a stain on the part from frame 20 on. The defect is
+/// drawn in texture coordinates, so it moves with the part.
+fn write_factory_frames(texture: &Path, dir: &Path) -> Result<()> {
+    let brick = vigil::io::png::read_png(texture)?;
+    let (width, height) = FACTORY_FRAME_SIZE;
+    let (step_x, step_y) = (3, 1);
+    let span_x = width + step_x * FACTORY_FRAMES;
+    let span_y = height + step_y * FACTORY_FRAMES;
+    if brick.width < span_x || brick.height < span_y {
+        bail!(
+            "the texture is {}×{}, the demo pans over {span_x}×{span_y}: {}",
+            brick.width,
+            brick.height,
+            texture.display()
+        );
+    }
+    // How much of each texture pixel the defect leaves (1 = untouched).
+    let mut shade = vec![1.0f32; brick.width * brick.height];
+    // The crack: a jagged dark line about 100 px long, 3 px wide, where the part's middle
+    // passes the camera.
+    let (crack_x, crack_y) = (width / 2 + 40, height / 2 + 10);
+    for step in 0..100usize {
+        let x = crack_x + step;
+        let wobble = 6.0 * (step as f32 * 0.21).sin() + 3.0 * (step as f32 * 0.57).cos();
+        let y = (crack_y as f32 + step as f32 * 0.35 + wobble) as usize;
+        for dy in 0..3 {
+            shade[(y + dy) * brick.width + x] = 0.2;
+        }
+    }
+    // The stain: a soft dark ellipse below the crack.
+    let (stain_x, stain_y, rx, ry) = (crack_x + 20, crack_y + 45, 16.0f32, 10.0f32);
+    for y in stain_y - 12..stain_y + 12 {
+        for x in stain_x - 18..stain_x + 18 {
+            let d = ((x as f32 - stain_x as f32) / rx).powi(2)
+                + ((y as f32 - stain_y as f32) / ry).powi(2);
+            if d < 1.0 {
+                let cell = &mut shade[y * brick.width + x];
+                *cell = cell.min(0.35 + 0.4 * d);
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut rgb = vec![0u8; width * height * 3];
+    for frame in 0..FACTORY_FRAMES {
+        let (left, top) = (step_x * frame, step_y * frame);
+        let defect = frame >= FACTORY_DEFECT_FROM;
+        for (i, pixel) in rgb.chunks_exact_mut(3).enumerate() {
+            let (x, y) = (left + i % width, top + i / width);
+            let at = y * brick.width + x;
+            let factor = if defect { shade[at] } else { 1.0 };
+            for (out, &value) in pixel.iter_mut().zip(&brick.pixels[at * 3..at * 3 + 3]) {
+                *out = (f32::from(value) * factor).round() as u8;
+            }
+        }
+        let path = dir.join(format!("frame-{frame:03}.png"));
+        vigil::io::png::write_rgb(&path, width, height, &rgb).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
+/// The factory-line part of `vigil demo`: generated frames of a brick part on which a crack and
+/// a stain appear, played through GStreamer at 10 frames/s into ISSTAD-edge; alerts on stdout,
+/// heatmap snapshots in `var/demo/factory/snapshots`.
+fn demo_factory_line(stop: &AtomicBool) -> Result<()> {
+    let texture = repo_path("models/cache/textures/brick.png");
+    if let Some(reason) = factory_line_missing(&texture)? {
+        log::warn!("demo: factory line skipped: {reason}");
+        return Ok(());
+    }
+    let dir = repo_path("var/demo/factory");
+    let frames = dir.join("frames");
+    let snapshots = dir.join("snapshots");
+    // Snapshots of an earlier run would be mistaken for this one's.
+    if snapshots.exists() {
+        std::fs::remove_dir_all(&snapshots)
+            .with_context(|| format!("cannot clear {}", snapshots.display()))?;
+    }
+    write_factory_frames(&texture, &frames)?;
+    let (width, height) = FACTORY_FRAME_SIZE;
+    let profile = dir.join("factory-line.toml");
+    let text = format!(
+        r#"# Written by `vigil demo`: its factory-line part.
+[box]
+name = "demo-factory-line"
+
+[alerts]
+journal = "journal"
+sinks = [{{ kind = "jsonl", name = "stdout", path = "-" }}]
+
+[[stream]]
+name = "line0"
+model = "{FACTORY_MODEL}"
+# Recorded frames: a deep queue so none is dropped while the model works.
+queue_depth = 64
+source = {{ kind = "gstreamer", pipeline = "multifilesrc location={frames}/frame-%03d.png index=0 caps=\"image/png,framerate=10/1\" ! pngdec" }}
+
+[stream.industrial]
+capture_width = {width}
+capture_height = {height}
+snapshot_dir = "snapshots"
+snapshot_every = 5
+"#,
+        frames = frames.display(),
+    );
+    std::fs::write(&profile, text)
+        .with_context(|| format!("cannot write {}", profile.display()))?;
+    log::info!(
+        "demo: a factory line, {FACTORY_FRAMES} frames of a brick part at 10 frames/s; a crack and a stain appear at frame {FACTORY_DEFECT_FROM}"
+    );
+    vigil::runtime::run(&profile, stop).map_err(|err| anyhow::anyhow!(err))?;
+    log::info!(
+        "demo: factory-line heatmap snapshots are in {}",
+        snapshots.display()
+    );
+    Ok(())
+}
+
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
@@ -278,6 +437,9 @@ fn main() -> Result<()> {
                 scene.targets
             );
             vigil::runtime::run(&profile, &stop).map_err(|err| anyhow::anyhow!(err))?;
+            if !stop.load(Ordering::SeqCst) {
+                demo_factory_line(&stop)?;
+            }
         }
         Command::Info { model } => {
             let manifest = Manifest::shipped().ok();

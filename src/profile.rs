@@ -91,6 +91,9 @@ pub struct StreamSettings {
     pub audio_events: Option<AudioEventsSettings>,
     #[serde(default)]
     pub hyperspectral: Option<crate::models::hyperspectral::HyperspectralSettings>,
+    /// Settings of the isstad_edge family (factory-line cameras).
+    #[serde(default)]
+    pub industrial: Option<crate::models::industrial::IndustrialSettings>,
 }
 
 fn default_queue_depth() -> usize {

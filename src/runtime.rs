@@ -15,6 +15,9 @@ use crate::models::hyperspectral::{
     AnomalyDecide, FersBlockDetect, HyperspectralDetect, LinePrepare, STREAMING_RX,
     StreamingRxDetect,
 };
+use crate::models::industrial::{
+    IndustrialDecide, IndustrialPrepare, IndustrialSettings, IsstadDetector,
+};
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
 use crate::prepare::mel::LogMelConfig;
 use crate::profile::{Profile, SinkSettings, SourceSettings, StreamSettings};
@@ -47,6 +50,8 @@ const AUDIO_EVENTS: &str = "audio_events";
 const FERS_EDGE: &str = "fers_edge";
 /// Hyperspectral streams; their built-in detector (`model = "rx"`) needs no manifest entry.
 const HYPERSPECTRAL: &str = "hyperspectral";
+/// ISSTAD-edge: industrial defects on factory-line cameras.
+const ISSTAD_EDGE: &str = crate::models::industrial::FAMILY;
 
 fn manifest_of(profile: &Profile) -> Result<Manifest, DetectorError> {
     match &profile.device.manifest {
@@ -64,11 +69,20 @@ fn stream_error(stream: &StreamSettings, detail: impl std::fmt::Display) -> Runt
 
 /// What a family wants from a GStreamer source.
 #[cfg(feature = "gst")]
-fn gst_stream_for(family: &str) -> Option<crate::capture::gst::GstStream> {
+fn gst_stream_for(family: &str, stream: &StreamSettings) -> Option<crate::capture::gst::GstStream> {
     match family {
         AUDIO_EVENTS => Some(crate::capture::gst::GstStream::Audio {
             rate: LogMelConfig::yamnet().sample_rate_hz,
         }),
+        // Frames at the profile's capture size: the model resizes whole frames to its input,
+        // and snapshots and boxes are in these pixels.
+        ISSTAD_EDGE => {
+            let settings = stream.industrial.clone().unwrap_or_default();
+            Some(crate::capture::gst::GstStream::Video {
+                width: settings.capture_width,
+                height: settings.capture_height,
+            })
+        }
         _ => None,
     }
 }
@@ -107,7 +121,7 @@ fn build_source(
         #[cfg(feature = "gst")]
         SourceSettings::Gstreamer(settings) => {
             use crate::capture::gst::{GstConfig, GstSource};
-            let media = gst_stream_for(family).ok_or_else(|| {
+            let media = gst_stream_for(family, stream).ok_or_else(|| {
                 stream_error(stream, format!("family {family} takes no GStreamer source"))
             })?;
             let config = GstConfig {
@@ -172,14 +186,20 @@ enum StreamParts {
         detect: HyperspectralDetect,
         decide: AnomalyDecide,
     },
+    Industrial {
+        source: Box<dyn Source>,
+        prepare: IndustrialPrepare,
+        detect: IsstadDetector,
+        decide: Box<IndustrialDecide>,
+    },
 }
 
 impl StreamParts {
     fn describe_source(&self) -> String {
         match self {
-            StreamParts::Audio { source, .. } | StreamParts::Hyperspectral { source, .. } => {
-                source.describe()
-            }
+            StreamParts::Audio { source, .. }
+            | StreamParts::Hyperspectral { source, .. }
+            | StreamParts::Industrial { source, .. } => source.describe(),
         }
     }
 
@@ -206,6 +226,14 @@ impl StreamParts {
                 decide,
             } => Pipeline::spawn(
                 stream, source, prepare, detect, decide, alerts, metrics, settings,
+            ),
+            StreamParts::Industrial {
+                source,
+                prepare,
+                detect,
+                decide,
+            } => Pipeline::spawn(
+                stream, source, prepare, detect, *decide, alerts, metrics, settings,
             ),
         }
     }
@@ -286,6 +314,31 @@ fn build_hyperspectral(
     })
 }
 
+fn build_industrial(
+    stream: &StreamSettings,
+    profile: &Profile,
+    manifest: &Manifest,
+    plans: &mut Plans,
+) -> Result<StreamParts, RuntimeError> {
+    let settings: IndustrialSettings = stream.industrial.clone().unwrap_or_default();
+    let plan = plan_for(plans, manifest, &stream.model)?;
+    let detect = IsstadDetector::new(&plan).map_err(|err| stream_error(stream, err))?;
+    let model = detect.spec().clone();
+    let snapshot_dir = settings
+        .snapshot_dir
+        .as_ref()
+        .map(|dir| profile.resolve(dir));
+    Ok(StreamParts::Industrial {
+        source: build_source(stream, ISSTAD_EDGE, &profile.dir)?,
+        prepare: IndustrialPrepare::new(model.side).map_err(|err| stream_error(stream, err))?,
+        detect,
+        decide: Box::new(
+            IndustrialDecide::new(&stream.name, &model, &settings, snapshot_dir)
+                .map_err(|err| stream_error(stream, err))?,
+        ),
+    })
+}
+
 /// A line stream whose file or FIFO path is taken relative to the profile, like every other
 /// path in a profile; `-` (stdin) and `tcp://` addresses are left as they are.
 fn resolved_lines(
@@ -317,6 +370,15 @@ fn build_stream(
         return build_hyperspectral(stream, profile, manifest, plans);
     }
     let spec = manifest.model(&stream.model)?;
+    if stream.industrial.is_some() && spec.family != ISSTAD_EDGE {
+        return Err(stream_error(
+            stream,
+            format!(
+                "[stream.industrial] is for {ISSTAD_EDGE} models; model {} is a {} model",
+                spec.name, spec.family
+            ),
+        ));
+    }
     match spec.family.as_str() {
         AUDIO_EVENTS => {
             let plan = plan_for(plans, manifest, &stream.model)?;
@@ -340,6 +402,7 @@ fn build_stream(
                 .map_err(|err| stream_error(stream, err))?,
             })
         }
+        ISSTAD_EDGE => build_industrial(stream, profile, manifest, plans),
         other => Err(stream_error(
             stream,
             format!("model family {other} is not supported by this build"),

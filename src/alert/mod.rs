@@ -2,4 +2,6 @@
 
 mod record;
 
-pub use record::{Alert, MAX_REGIONS, NAME_LEN, Name, Phase, Region};
+pub use record::{
+    Alert, MAX_REGIONS, NAME_LEN, Name, Phase, Region, SNAPSHOT_NAME_LEN, SnapshotName,
+};

@@ -11,6 +11,13 @@ pub const MAX_REGIONS: usize = 16;
 
 pub type Name = heapless::String<NAME_LEN>;
 
+/// Longest snapshot file name an alert carries: a stream name, two decimal u64s and the
+/// `.heatmap.png` suffix fit.
+pub const SNAPSHOT_NAME_LEN: usize = 128;
+
+/// The file name (no folder) of a snapshot written next to an alert.
+pub type SnapshotName = heapless::String<SNAPSHOT_NAME_LEN>;
+
 /// Where an alert is in its life: opened once, updated while it lasts, ended once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,11 +69,63 @@ pub struct Alert {
     /// `empirical-quantile` for hyperspectral RX).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_rule: Option<Name>,
+    /// The heatmap snapshot written for this record, as a file name in the stream's snapshot
+    /// folder (industrial streams); absent when none was written. A bounded name rather than a
+    /// path keeps a journal record's size bounded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotName>,
 }
 
 impl Alert {
     /// Capture-to-decision latency in microseconds.
     pub fn latency_us(&self) -> u64 {
         self.decided_at_ns.saturating_sub(self.captured_at_ns) / 1_000
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest record an alert can make, for the journal's bound on record sizes.
+    #[test]
+    fn the_largest_alert_fits_a_journal_record() {
+        // A control character is one byte of a name and six of JSON (`\u0001`).
+        let long = |n: usize| "\u{1}".repeat(n);
+        let full = Name::try_from(long(NAME_LEN).as_str()).unwrap();
+        let mut regions = heapless::Vec::new();
+        for _ in 0..MAX_REGIONS {
+            let _ = regions.push(Region {
+                x: u32::MAX,
+                y: u32::MAX,
+                width: u32::MAX,
+                height: u32::MAX,
+                score: -f32::MAX,
+                map_xy: Some([-f64::MAX, -f64::MAX]),
+            });
+        }
+        let alert = Alert {
+            id: u64::MAX,
+            event: u64::MAX,
+            phase: Phase::Update,
+            stream: full.clone(),
+            model: full.clone(),
+            label: full.clone(),
+            score: -f32::MAX,
+            peak: -f32::MAX,
+            threshold: -f32::MAX,
+            start_pts_ns: u64::MAX,
+            pts_ns: u64::MAX,
+            captured_at_ns: u64::MAX,
+            decided_at_ns: u64::MAX,
+            regions,
+            threshold_rule: Some(full),
+            snapshot: Some(SnapshotName::try_from(long(SNAPSHOT_NAME_LEN).as_str()).unwrap()),
+        };
+        let bytes = serde_json::to_vec(&alert).unwrap().len();
+        assert!(
+            bytes <= crate::sinks::journal::MAX_RECORD_PAYLOAD as usize,
+            "{bytes} bytes"
+        );
     }
 }

@@ -89,6 +89,7 @@ impl AlertFactory {
             decided_at_ns: unix_ns(SystemTime::now()),
             regions: kept,
             threshold_rule: None,
+            snapshot: None,
         }
     }
 }

@@ -1,3 +1,4 @@
 //! Prepare: sensor data to model tensors.
 
 pub mod mel;
+pub mod resize;

@@ -1204,6 +1204,9 @@ mod tests {
             decided_at_ns: 1_700_000_000_010_000_000,
             regions,
             threshold_rule: Some(name("cfar-chi2")),
+            snapshot: Some(
+                heapless::String::try_from(format!("cam0-{event}-7.heatmap.png").as_str()).unwrap(),
+            ),
         }
     }
 

@@ -55,5 +55,6 @@ pub fn alert(event: u64) -> Alert {
         decided_at_ns: 0,
         regions: heapless::Vec::new(),
         threshold_rule: None,
+        snapshot: None,
     }
 }

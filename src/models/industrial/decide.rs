@@ -1,0 +1,334 @@
+//! P and R to alerts: the anomaly map and image score ([`AnomalyMapper`]), one defect event per
+//! stream opened and ended with hysteresis on the image score, defect boxes in frame pixels
+//! ([`BoxFinder`]) as the alert's regions, and heatmap snapshots ([`HeatmapOverlay`]) named
+//! after the alert that carries them.
+//!
+//! Snapshots cost a PNG encode and a disk write in the decide thread, so they are written when
+//! an event opens and, on updates, at most once per `snapshot_every` frames: disk I/O stays
+//! bounded however long a defect sits in view.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use super::anomaly_map::{AnomalyMapper, ImageScore};
+use super::boxes::{BoxConfig, BoxFinder, DefectBox};
+use super::model::{IsstadSpec, PixelMaps};
+use super::overlay::{FrameRgb, HeatmapOverlay, MapView, ScoreRange};
+use super::{IndustrialError, IndustrialSettings};
+use crate::alert::{Alert, MAX_REGIONS, Name, Region, SnapshotName};
+use crate::capture::Stamp;
+use crate::decide::{AlertFactory, Hysteresis, Tracker, Transition, name};
+use crate::pipeline::Decide;
+
+/// `off_threshold` as a share of `threshold` when the profile does not set it.
+const DEFAULT_OFF_RATIO: f32 = 0.8;
+
+pub struct IndustrialDecide {
+    factory: AlertFactory,
+    stream: Name,
+    label: Name,
+    tracker: Tracker,
+    event: u64,
+    threshold: f32,
+    pixel_threshold: f32,
+    mapper: AnomalyMapper,
+    boxes: BoxFinder,
+    overlay: HeatmapOverlay,
+    range: ScoreRange,
+    /// The frame's pixel map; computed only when it is read (the mean score does not need it).
+    map: Vec<f32>,
+    /// This frame's defect boxes.
+    found: heapless::Vec<DefectBox, MAX_REGIONS>,
+    /// The boxes of the open event's strongest frame, which its end alert repeats.
+    peak_regions: heapless::Vec<Region, MAX_REGIONS>,
+    peak_score: f32,
+    snapshot_dir: Option<PathBuf>,
+    snapshot_every: u64,
+    /// Sequence number of the frame the last snapshot of the open event was drawn on.
+    last_snapshot_seq: Option<u64>,
+    last: Option<Stamp>,
+}
+
+impl IndustrialDecide {
+    /// `snapshot_dir` is the settings' folder resolved against the profile; it is created
+    /// here, so a folder that cannot exist is refused before the stream starts.
+    pub fn new(
+        stream: &str,
+        model: &IsstadSpec,
+        settings: &IndustrialSettings,
+        snapshot_dir: Option<PathBuf>,
+    ) -> Result<Self, IndustrialError> {
+        settings.validate()?;
+        let threshold = settings.threshold.unwrap_or(model.image_threshold);
+        let mut hysteresis = Hysteresis::new(
+            threshold,
+            settings
+                .off_threshold
+                .unwrap_or(threshold * DEFAULT_OFF_RATIO),
+        );
+        hysteresis.open_after = settings.open_after;
+        hysteresis.close_after = settings.close_after;
+        hysteresis.update_interval_ms = settings.update_interval_ms;
+        hysteresis
+            .validate()
+            .map_err(|detail| IndustrialError::Setting {
+                key: "threshold",
+                value: format!("{threshold} (off {})", hysteresis.off),
+                detail,
+            })?;
+        let pixel_threshold = settings
+            .pixel_threshold
+            .or(model.pixel_threshold)
+            .ok_or_else(|| IndustrialError::ModelSetting {
+                model: model.model.clone(),
+                key: "pixel_threshold",
+                detail: "missing; set industrial.pixel_threshold in the profile".into(),
+            })?;
+        let range =
+            ScoreRange::up_to_twice(pixel_threshold).map_err(|_| IndustrialError::Setting {
+                key: "pixel_threshold",
+                value: pixel_threshold.to_string(),
+                detail: "must be above 0: snapshots colour pixel scores from 0 to twice it".into(),
+            })?;
+        if let Some(dir) = &snapshot_dir {
+            // The stream name starts every snapshot's file name; a separator would put it
+            // elsewhere.
+            if stream.contains(['/', '\\', '\0']) {
+                return Err(IndustrialError::Setting {
+                    key: "snapshot_dir",
+                    value: dir.display().to_string(),
+                    detail: format!(
+                        "stream name {stream:?} cannot start a file name (it holds a path separator)"
+                    ),
+                });
+            }
+            std::fs::create_dir_all(dir).map_err(|err| IndustrialError::SnapshotDir {
+                reason: err.to_string(),
+                path: dir.clone(),
+            })?;
+        }
+        let side = model.side;
+        Ok(Self {
+            factory: AlertFactory::new(stream, &model.model)?,
+            stream: name("stream name", stream)?,
+            label: name("alert label", &settings.label)?,
+            tracker: Tracker::new(hysteresis),
+            event: 0,
+            threshold,
+            pixel_threshold,
+            mapper: AnomalyMapper::new(model.map_sigma, settings.image_score)?,
+            boxes: BoxFinder::new(BoxConfig {
+                min_area_map_pixels: settings.min_box_area,
+                max_boxes: settings.max_boxes,
+            }),
+            overlay: HeatmapOverlay::new(),
+            range,
+            map: vec![0.0; side * side],
+            found: heapless::Vec::new(),
+            peak_regions: heapless::Vec::new(),
+            peak_score: f32::NEG_INFINITY,
+            snapshot_dir,
+            snapshot_every: settings.snapshot_every,
+            last_snapshot_seq: None,
+            last: None,
+        })
+    }
+
+    /// The image threshold events open at.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// The pixel-map threshold defect boxes are cut at.
+    pub fn pixel_threshold(&self) -> f32 {
+        self.pixel_threshold
+    }
+
+    /// The frame's pixel map, into `self.map`.
+    fn compute_map(&mut self, maps: &PixelMaps) -> Result<(), IndustrialError> {
+        self.map.resize(maps.side * maps.side, 0.0);
+        self.mapper.map(
+            &maps.probabilities,
+            &maps.reconstruction_error,
+            maps.side,
+            &mut self.map,
+        )?;
+        Ok(())
+    }
+
+    /// The frame's image score; computes the pixel map first when `with_map` is set or the
+    /// score rule reads it (`mean` does not).
+    fn score(&mut self, maps: &PixelMaps, with_map: bool) -> Result<f32, IndustrialError> {
+        self.map.resize(maps.side * maps.side, 0.0);
+        if with_map || self.mapper.image_score_rule() != ImageScore::Mean {
+            self.compute_map(maps)?;
+        }
+        Ok(self.mapper.image_score(
+            &maps.probabilities,
+            &maps.reconstruction_error,
+            &self.map,
+            maps.side,
+        )?)
+    }
+
+    /// This frame's defect boxes, from the pixel map `score` computed.
+    fn find_boxes(&mut self, maps: &PixelMaps) -> Result<(), IndustrialError> {
+        let frame = &maps.frame;
+        let found = self
+            .boxes
+            .find(
+                &self.map,
+                maps.side,
+                self.pixel_threshold,
+                frame.width as usize,
+                frame.height as usize,
+            )
+            .map_err(|err| IndustrialError::Setting {
+                key: "pixel_threshold",
+                value: self.pixel_threshold.to_string(),
+                detail: err.to_string(),
+            })?;
+        self.found.clear();
+        for defect in found.boxes.iter().take(MAX_REGIONS) {
+            let _ = self.found.push(*defect);
+        }
+        Ok(())
+    }
+
+    fn regions(&self) -> heapless::Vec<Region, MAX_REGIONS> {
+        self.found.iter().map(DefectBox::to_region).collect()
+    }
+
+    /// Writes the frame's heatmap as `<stream>-<event>-<frame seq>.heatmap.png`; returns the
+    /// file name, or `None` (logged) when it could not be written: the alert matters more than
+    /// its picture.
+    fn snapshot(&mut self, maps: &PixelMaps) -> Option<SnapshotName> {
+        let dir = self.snapshot_dir.as_ref()?;
+        let mut stem: SnapshotName = heapless::String::new();
+        // Fits: 48 bytes of stream name, two u64s and the separators are under 128 bytes.
+        write!(
+            stem,
+            "{}-{}-{}",
+            self.stream, self.event, maps.frame.stamp.seq
+        )
+        .ok()?;
+        let frame = FrameRgb {
+            rgb: &maps.frame.rgb,
+            width: maps.frame.width as usize,
+            height: maps.frame.height as usize,
+        };
+        let map = MapView {
+            scores: &self.map,
+            side: maps.side,
+        };
+        match self
+            .overlay
+            .write_png(frame, map, self.range, &self.found, dir, &stem)
+        {
+            Ok(path) => {
+                self.last_snapshot_seq = Some(maps.frame.stamp.seq);
+                log::info!(
+                    "stream {}: heatmap snapshot {}",
+                    self.stream,
+                    path.display()
+                );
+                let file = path.file_name()?.to_str()?;
+                SnapshotName::try_from(file).ok()
+            }
+            Err(err) => {
+                log::warn!("stream {}: {err}", self.stream);
+                None
+            }
+        }
+    }
+
+    fn emit_alert(
+        &mut self,
+        transition: Transition,
+        stamp: &Stamp,
+        maps: Option<&PixelMaps>,
+        emit: &mut dyn FnMut(Alert),
+    ) {
+        let regions = match transition {
+            Transition::Ended { .. } => self.peak_regions.clone(),
+            _ => self.regions(),
+        };
+        let mut alert = self.factory.make(
+            &self.label,
+            &mut self.event,
+            self.threshold,
+            transition,
+            stamp,
+            &regions,
+        );
+        if let Some(maps) = maps {
+            let due = match transition {
+                Transition::Opened { .. } => true,
+                Transition::Updated { .. } => {
+                    self.snapshot_every > 0
+                        && self.last_snapshot_seq.is_none_or(|seq| {
+                            maps.frame.stamp.seq.saturating_sub(seq) >= self.snapshot_every
+                        })
+                }
+                Transition::Ended { .. } => false,
+            };
+            if due {
+                alert.snapshot = self.snapshot(maps);
+            }
+        }
+        emit(alert);
+    }
+}
+
+impl Decide for IndustrialDecide {
+    type Input = PixelMaps;
+
+    fn decide(&mut self, stamp: Stamp, maps: PixelMaps, emit: &mut dyn FnMut(Alert)) {
+        self.last = Some(stamp);
+        // Boxes are only read while an event is open or opening, so the map is only computed
+        // then (or when the score rule reads it anyway).
+        let active = self.tracker.is_active();
+        let score = match self.score(&maps, active) {
+            Ok(score) => score,
+            Err(err) => {
+                // A frame with non-finite outputs cannot hold an event open nor open one.
+                log::warn!("stream {}: frame {}: {err}", self.stream, stamp.seq);
+                f32::NAN
+            }
+        };
+        let transition = self.tracker.observe(score, stamp.pts, stamp.pts);
+        if !self.tracker.is_active() {
+            self.found.clear();
+            if let Some(transition) = transition {
+                self.emit_alert(transition, &stamp, None, emit);
+            }
+            self.peak_regions.clear();
+            self.peak_score = f32::NEG_INFINITY;
+            self.last_snapshot_seq = None;
+            return;
+        }
+        // An event opened on this frame: its boxes need the map the score may have skipped.
+        let map_missing = !active && self.mapper.image_score_rule() == ImageScore::Mean;
+        if map_missing && let Err(err) = self.compute_map(&maps) {
+            log::warn!("stream {}: frame {}: {err}", self.stream, stamp.seq);
+        }
+        if let Err(err) = self.find_boxes(&maps) {
+            log::warn!("stream {}: frame {}: {err}", self.stream, stamp.seq);
+            self.found.clear();
+        }
+        if score > self.peak_score {
+            self.peak_score = score;
+            self.peak_regions = self.regions();
+        }
+        if let Some(transition) = transition {
+            self.emit_alert(transition, &stamp, Some(&maps), emit);
+        }
+    }
+
+    fn finish(&mut self, emit: &mut dyn FnMut(Alert)) {
+        let Some(last) = self.last else { return };
+        if let Some(transition) = self.tracker.finish() {
+            self.emit_alert(transition, &last, None, emit);
+        }
+    }
+}

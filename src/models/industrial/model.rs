@@ -1,0 +1,241 @@
+//! ISSTAD-edge on tract: one normalised `[1, 3, S, S]` image in, the two per-pixel maps the
+//! anomaly map is computed from out (P, `probability`, and R, `reconstruction_error`, each
+//! `[1, S, S]`).
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::Tensor;
+
+use super::prepare::FrameInput;
+use super::{FAMILY, IndustrialError};
+use crate::capture::VideoFrame;
+use crate::detector::{ElementType, ModelSpec, Plan, Session, TensorSpec};
+use crate::pipeline::{Detect, StageError};
+
+/// The graph's input and outputs, as `vigil-train isstad export` names them.
+pub const INPUT: &str = "image";
+pub const PROBABILITY: &str = "probability";
+pub const RECONSTRUCTION_ERROR: &str = "reconstruction_error";
+
+/// σ of the anomaly map's Gaussian when a manifest entry does not give `map_sigma`: the paper's.
+const DEFAULT_MAP_SIGMA: f32 = 4.0;
+
+/// What the runtime reads from an ISSTAD-edge manifest entry, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IsstadSpec {
+    pub model: String,
+    /// Side S of the square input and of both maps.
+    pub side: usize,
+    /// σ of the anomaly map's blur.
+    pub map_sigma: f32,
+    /// Image-score threshold fitted by `eval` (the entry's `threshold`).
+    pub image_threshold: f32,
+    /// Pixel-map threshold fitted by `eval`, for defect boxes; absent in hand-written entries.
+    pub pixel_threshold: Option<f32>,
+}
+
+fn number(spec: &ModelSpec, key: &'static str) -> Result<Option<f64>, IndustrialError> {
+    match spec.settings.get(key) {
+        None => Ok(None),
+        Some(toml::Value::Float(v)) => Ok(Some(*v)),
+        Some(toml::Value::Integer(v)) => Ok(Some(*v as f64)),
+        Some(other) => Err(IndustrialError::ModelSetting {
+            model: spec.name.clone(),
+            key,
+            detail: format!("{other} is not a number"),
+        }),
+    }
+}
+
+impl IsstadSpec {
+    /// Reads and checks a manifest entry: family, settings, and the graph's boundary
+    /// (`image` `[1, 3, S, S]` f32 in; `probability` and `reconstruction_error` `[1, S, S]` f32
+    /// out), so a model exported for another size or by another tool is refused at load.
+    pub fn from_manifest(spec: &ModelSpec) -> Result<Self, IndustrialError> {
+        let setting = |key, detail: String| IndustrialError::ModelSetting {
+            model: spec.name.clone(),
+            key,
+            detail,
+        };
+        if spec.family != FAMILY {
+            return Err(setting(
+                "family",
+                format!("{:?} is not {FAMILY:?}", spec.family),
+            ));
+        }
+        let side = match spec.settings.get("image_size") {
+            Some(toml::Value::Integer(v)) if *v >= 1 => *v as usize,
+            Some(other) => {
+                return Err(setting(
+                    "image_size",
+                    format!("{other} is not a positive integer"),
+                ));
+            }
+            None => return Err(setting("image_size", "missing".into())),
+        };
+        let map_sigma = number(spec, "map_sigma")?.map_or(DEFAULT_MAP_SIGMA, |v| v as f32);
+        let pixel_threshold = number(spec, "pixel_threshold")?.map(|v| v as f32);
+        if let Some(value) = pixel_threshold.filter(|v| !v.is_finite()) {
+            return Err(setting(
+                "pixel_threshold",
+                format!("{value} is not a finite number"),
+            ));
+        }
+        let tensor = |tensor: &str, expected: String, got: String| IndustrialError::Tensor {
+            model: spec.name.clone(),
+            tensor: tensor.into(),
+            expected,
+            got,
+        };
+        let describe = |t: &TensorSpec| format!("{:?} {:?}", t.dtype, t.shape);
+        let map_shape = [1, side, side];
+        match spec.inputs.as_slice() {
+            [input] if input.label() == INPUT => {
+                if input.dtype != ElementType::F32 || input.shape != [1, 3, side, side] {
+                    return Err(tensor(
+                        INPUT,
+                        format!("F32 {:?} (image_size {side})", [1, 3, side, side]),
+                        describe(input),
+                    ));
+                }
+            }
+            inputs => {
+                return Err(tensor(
+                    "inputs",
+                    format!("one input named {INPUT:?}"),
+                    format!(
+                        "{:?}",
+                        inputs.iter().map(TensorSpec::label).collect::<Vec<_>>()
+                    ),
+                ));
+            }
+        }
+        for name in [PROBABILITY, RECONSTRUCTION_ERROR] {
+            let Some((_, output)) = spec.output(name) else {
+                return Err(tensor(
+                    name,
+                    format!("an output named {name:?}"),
+                    format!(
+                        "outputs {:?}",
+                        spec.outputs
+                            .iter()
+                            .map(TensorSpec::label)
+                            .collect::<Vec<_>>()
+                    ),
+                ));
+            };
+            if output.dtype != ElementType::F32 || output.shape != map_shape {
+                return Err(tensor(
+                    name,
+                    format!("F32 {map_shape:?} (image_size {side})"),
+                    describe(output),
+                ));
+            }
+        }
+        Ok(Self {
+            model: spec.name.clone(),
+            side,
+            map_sigma,
+            image_threshold: spec.threshold,
+            pixel_threshold,
+        })
+    }
+}
+
+/// One frame's P and R, with the frame they were computed from.
+#[derive(Debug, Clone)]
+pub struct PixelMaps {
+    pub frame: Arc<VideoFrame>,
+    pub side: usize,
+    /// P, `side·side` values, row-major.
+    pub probabilities: Vec<f32>,
+    /// R, `side·side` values, row-major.
+    pub reconstruction_error: Vec<f32>,
+}
+
+pub struct IsstadDetector {
+    spec: IsstadSpec,
+    session: Session,
+    input_shape: [usize; 4],
+    probability_output: usize,
+    reconstruction_output: usize,
+    probabilities: Vec<f32>,
+    reconstruction_error: Vec<f32>,
+}
+
+fn stage_error(detail: String) -> StageError {
+    StageError {
+        stage: "detect defects",
+        detail,
+    }
+}
+
+impl IsstadDetector {
+    /// A detector on a loaded plan; the plan's manifest entry is checked first.
+    pub fn new(plan: &Plan) -> Result<Self, IndustrialError> {
+        let spec = IsstadSpec::from_manifest(plan.spec())?;
+        // `from_manifest` found both outputs.
+        let index = |name: &str| plan.spec().output(name).map_or(0, |(ix, _)| ix);
+        let (probability_output, reconstruction_output) =
+            (index(PROBABILITY), index(RECONSTRUCTION_ERROR));
+        let side = spec.side;
+        Ok(Self {
+            session: plan.session()?,
+            input_shape: [1, 3, side, side],
+            probability_output,
+            reconstruction_output,
+            probabilities: vec![0.0; side * side],
+            reconstruction_error: vec![0.0; side * side],
+            spec,
+        })
+    }
+
+    pub fn spec(&self) -> &IsstadSpec {
+        &self.spec
+    }
+
+    /// Runs one `[3, S, S]` image; returns P and R, in buffers reused from run to run.
+    pub fn run(&mut self, image: &[f32]) -> Result<(&[f32], &[f32]), StageError> {
+        let input = Tensor::from_shape(&self.input_shape, image).map_err(|err| {
+            stage_error(format!(
+                "image of {} values for input {:?}: {err:#}",
+                image.len(),
+                self.input_shape
+            ))
+        })?;
+        let outputs = self
+            .session
+            .run(vec![input])
+            .map_err(|err| stage_error(err.to_string()))?;
+        self.session
+            .read_f32(&outputs, self.probability_output, &mut self.probabilities)
+            .map_err(|err| stage_error(err.to_string()))?;
+        self.session
+            .read_f32(
+                &outputs,
+                self.reconstruction_output,
+                &mut self.reconstruction_error,
+            )
+            .map_err(|err| stage_error(err.to_string()))?;
+        Ok((
+            self.probabilities.as_slice(),
+            self.reconstruction_error.as_slice(),
+        ))
+    }
+}
+
+impl Detect for IsstadDetector {
+    type Input = FrameInput;
+    type Output = PixelMaps;
+
+    fn detect(&mut self, input: FrameInput) -> Result<PixelMaps, StageError> {
+        let side = self.spec.side;
+        let (probabilities, reconstruction_error) = self.run(&input.image)?;
+        Ok(PixelMaps {
+            frame: input.frame,
+            side,
+            probabilities: probabilities.to_vec(),
+            reconstruction_error: reconstruction_error.to_vec(),
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! Camera frames to ISSTAD-edge's input: the whole frame resized bilinearly to S×S and
+//! normalised to [−1, 1], exactly as the model was trained. The frame itself travels along
+//! (shared, not copied again) so that a heatmap snapshot can be drawn on what the camera saw.
+
+use std::sync::Arc;
+
+use crate::capture::{Sample, Stamp, VideoFrame};
+use crate::pipeline::{Prepare, StageError};
+use crate::prepare::resize::FrameResizer;
+
+/// Frames kept for reuse. Each message in flight holds one; the pipeline's queues hold a few
+/// messages each, so this many covers the usual depth and anything beyond is allocated.
+const FRAME_POOL: usize = 16;
+
+/// One frame, ready for the model.
+#[derive(Debug, Clone)]
+pub struct FrameInput {
+    /// The frame as captured (RGB24), for snapshots and for boxes in frame pixels.
+    pub frame: Arc<VideoFrame>,
+    /// `[3, S, S]` values in [−1, 1], channel-major.
+    pub image: Vec<f32>,
+}
+
+pub struct IndustrialPrepare {
+    resizer: FrameResizer,
+    /// Frames handed out earlier; one nobody else holds any more is overwritten instead of
+    /// allocating a new one.
+    pool: Vec<Arc<VideoFrame>>,
+}
+
+fn refused(detail: String) -> StageError {
+    StageError {
+        stage: "prepare frame",
+        detail,
+    }
+}
+
+impl IndustrialPrepare {
+    /// A prepare stage for a model whose input is `[1, 3, side, side]`.
+    pub fn new(side: usize) -> Result<Self, StageError> {
+        Ok(Self {
+            resizer: FrameResizer::new(side).map_err(|err| refused(err.to_string()))?,
+            pool: Vec::new(),
+        })
+    }
+
+    pub fn side(&self) -> usize {
+        self.resizer.side()
+    }
+
+    /// A shared copy of `frame`, in a pooled allocation when one is free.
+    fn share(&mut self, frame: &VideoFrame) -> Arc<VideoFrame> {
+        for slot in &mut self.pool {
+            if let Some(free) = Arc::get_mut(slot) {
+                free.stamp = frame.stamp;
+                free.width = frame.width;
+                free.height = frame.height;
+                // Reuses the slot's buffer when it is large enough (same-sized frames always).
+                free.rgb.clone_from(&frame.rgb);
+                return slot.clone();
+            }
+        }
+        let shared = Arc::new(frame.clone());
+        if self.pool.len() < FRAME_POOL {
+            self.pool.push(shared.clone());
+        }
+        shared
+    }
+
+    /// Checks and converts one frame.
+    pub fn frame(&mut self, frame: &VideoFrame) -> Result<FrameInput, StageError> {
+        let (width, height) = (frame.width as usize, frame.height as usize);
+        // A frame whose bytes do not match its size is refused rather than read with the wrong
+        // stride: a misread frame would look like a defect everywhere.
+        let mut image = vec![0.0; self.resizer.output_len()];
+        self.resizer
+            .normalised_chw(&frame.rgb, width, height, &mut image)
+            .map_err(|err| refused(format!("frame {}: {err}", frame.stamp.seq)))?;
+        Ok(FrameInput {
+            frame: self.share(frame),
+            image,
+        })
+    }
+}
+
+impl Prepare for IndustrialPrepare {
+    type Output = FrameInput;
+
+    fn prepare(
+        &mut self,
+        sample: &Sample,
+        emit: &mut dyn FnMut(Stamp, FrameInput),
+    ) -> Result<(), StageError> {
+        let Sample::Video(frame) = sample else {
+            return Err(refused(
+                "a factory-line stream got an audio block or a spectral line, not a video frame"
+                    .into(),
+            ));
+        };
+        let input = self.frame(frame)?;
+        emit(frame.stamp, input);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn frame(seq: u64, width: u32, height: u32, bytes: usize) -> VideoFrame {
+        VideoFrame {
+            stamp: Stamp {
+                pts: Duration::from_millis(seq * 100),
+                captured_at: SystemTime::UNIX_EPOCH,
+                seq,
+            },
+            width,
+            height,
+            rgb: (0..bytes).map(|i| (i % 256) as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn frames_are_resized_and_their_buffers_reused_once_released() {
+        let mut prepare = IndustrialPrepare::new(4).unwrap();
+        let first = prepare.frame(&frame(0, 6, 5, 90)).unwrap();
+        assert_eq!(first.image.len(), 48);
+        assert!(first.image.iter().all(|v| (-1.0..=1.0).contains(v)));
+        let address = Arc::as_ptr(&first.frame);
+        // Still held downstream: a new frame gets its own allocation.
+        let second = prepare.frame(&frame(1, 6, 5, 90)).unwrap();
+        assert_ne!(Arc::as_ptr(&second.frame), address);
+        drop(first);
+        let third = prepare.frame(&frame(2, 6, 5, 90)).unwrap();
+        assert_eq!(Arc::as_ptr(&third.frame), address);
+        assert_eq!(third.frame.stamp.seq, 2);
+    }
+
+    #[test]
+    fn a_frame_whose_bytes_do_not_match_its_size_is_refused_with_both() {
+        let mut prepare = IndustrialPrepare::new(4).unwrap();
+        let sample = Sample::Video(frame(7, 640, 480, 640 * 480 * 4));
+        let err = prepare
+            .prepare(&sample, &mut |_, _| panic!("nothing is emitted"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("frame 7") && err.contains("1228800 bytes, expected 921600 for 640×480"),
+            "{err}"
+        );
+    }
+}
