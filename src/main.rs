@@ -238,7 +238,12 @@ const FACTORY_MODEL: &str = "isstad-edge-brick";
 /// Frames of the factory-line demo, and the first one showing the defect.
 const FACTORY_FRAMES: usize = 40;
 const FACTORY_DEFECT_FROM: usize = 20;
-const FACTORY_FRAME_SIZE: (usize, usize) = (320, 240);
+/// The camera sees the part at the scale the model trained on: `isstad make-data` cuts
+/// 192×192 crops from the texture at its own resolution.
+const FACTORY_FRAME_SIZE: (usize, usize) = (192, 192);
+/// The frames pan along rows the training crops never came from (make-data trains on the
+/// top 60 % of the texture's rows), so the demo's part is unseen texture.
+const FACTORY_TOP_ROW: usize = 312;
 
 /// Why the factory-line demo cannot run here, if it cannot: it needs the trained model, the
 /// brick texture and GStreamer. Said plainly and skipped, never faked.
@@ -277,9 +282,9 @@ fn factory_line_missing(texture: &Path) -> Result<Option<String>> {
 fn write_factory_frames(texture: &Path, dir: &Path) -> Result<()> {
     let brick = vigil::io::png::read_png(texture)?;
     let (width, height) = FACTORY_FRAME_SIZE;
-    let (step_x, step_y) = (3, 1);
+    let (step_x, step_y) = (3, 0);
     let span_x = width + step_x * FACTORY_FRAMES;
-    let span_y = height + step_y * FACTORY_FRAMES;
+    let span_y = FACTORY_TOP_ROW + height + step_y * FACTORY_FRAMES;
     if brick.width < span_x || brick.height < span_y {
         bail!(
             "the texture is {}×{}, the demo pans over {span_x}×{span_y}: {}",
@@ -290,10 +295,10 @@ fn write_factory_frames(texture: &Path, dir: &Path) -> Result<()> {
     }
     // How much of each texture pixel the defect leaves (1 = untouched).
     let mut shade = vec![1.0f32; brick.width * brick.height];
-    // The crack: a jagged dark line about 100 px long, 3 px wide, where the part's middle
+    // The crack: a jagged dark line about 70 px long, 3 px wide, where the part's middle
     // passes the camera.
-    let (crack_x, crack_y) = (width / 2 + 40, height / 2 + 10);
-    for step in 0..100usize {
+    let (crack_x, crack_y) = (width / 2 + 40, FACTORY_TOP_ROW + height / 2 - 40);
+    for step in 0..70usize {
         let x = crack_x + step;
         let wobble = 6.0 * (step as f32 * 0.21).sin() + 3.0 * (step as f32 * 0.57).cos();
         let y = (crack_y as f32 + step as f32 * 0.35 + wobble) as usize;
@@ -316,7 +321,7 @@ fn write_factory_frames(texture: &Path, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rgb = vec![0u8; width * height * 3];
     for frame in 0..FACTORY_FRAMES {
-        let (left, top) = (step_x * frame, step_y * frame);
+        let (left, top) = (step_x * frame, FACTORY_TOP_ROW + step_y * frame);
         let defect = frame >= FACTORY_DEFECT_FROM;
         for (i, pixel) in rgb.chunks_exact_mut(3).enumerate() {
             let (x, y) = (left + i % width, top + i / width);

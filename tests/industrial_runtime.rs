@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use vigil::alert::{Alert, Phase};
 use vigil::capture::{Sample, Stamp, VideoFrame};
 use vigil::detector::{DetectorError, Manifest, Plan};
+use vigil::models::industrial::anomaly_map::ImageScore;
 use vigil::models::industrial::{
     IndustrialDecide, IndustrialPrepare, IndustrialSettings, IsstadDetector, IsstadSpec,
 };
@@ -396,6 +397,31 @@ fn bad_frames_and_unusable_snapshot_folders_are_refused_clearly() {
     .to_string();
     assert!(
         err.contains("snapshot_dir cannot be created") && err.contains("not-a-folder/snaps"),
+        "{err}"
+    );
+    // A threshold belongs to its image-score rule: the max rule takes the model's max
+    // threshold, and a rule the model has none for must be given one in the profile.
+    let max_rule = IndustrialSettings {
+        image_score: ImageScore::Max,
+        pixel_threshold: Some(2.0),
+        ..IndustrialSettings::default()
+    };
+    let fitted = IsstadSpec {
+        rule_thresholds: vec![("max".into(), 7.5)],
+        ..spec.clone()
+    };
+    let decide = IndustrialDecide::new("cam0", &fitted, &max_rule, None).unwrap();
+    assert_eq!(decide.threshold(), 7.5);
+    let unfitted = IsstadSpec {
+        rule_thresholds: vec![],
+        ..spec.clone()
+    };
+    let err = IndustrialDecide::new("cam0", &unfitted, &max_rule, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("no threshold fitted") && err.contains("Max"),
         "{err}"
     );
     // A model without a pixel threshold needs one from the profile.

@@ -240,9 +240,13 @@ enum IsstadCommand {
     Eval {
         #[arg(long)]
         run: PathBuf,
-        /// A models folder (e.g. `models`) to copy the graphs into and record in its manifest.
+        /// A models folder (e.g. `models`) to copy the int8 graph into and record in its
+        /// manifest.
         #[arg(long)]
         install: Option<PathBuf>,
+        /// Install the fp32 graph too (15 MB at the edge size).
+        #[arg(long)]
+        with_fp32: bool,
     },
 }
 
@@ -684,12 +688,16 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
             );
             Ok(())
         }
-        IsstadCommand::Eval { run, install } => {
+        IsstadCommand::Eval {
+            run,
+            install,
+            with_fp32,
+        } => {
             let run = RunDir::open(&run)?;
             let evaluation = pipeline::evaluate(&run)?;
             print!("{}", pipeline::card_table(&evaluation));
             if let Some(models) = install {
-                for target in pipeline::install(&run, &models)? {
+                for target in pipeline::install(&run, &models, with_fp32)? {
                     println!("installed {}", target.display());
                 }
             }

@@ -59,7 +59,20 @@ impl IndustrialDecide {
         snapshot_dir: Option<PathBuf>,
     ) -> Result<Self, IndustrialError> {
         settings.validate()?;
-        let threshold = settings.threshold.unwrap_or(model.image_threshold);
+        // A threshold belongs to its score rule: the mean's would be meaningless for the max.
+        let threshold = match settings.threshold {
+            Some(threshold) => threshold,
+            None => model.threshold_for(settings.image_score).ok_or_else(|| {
+                IndustrialError::ModelSetting {
+                    model: model.model.clone(),
+                    key: "image_thresholds",
+                    detail: format!(
+                        "no threshold fitted for image_score {:?}; set industrial.threshold",
+                        settings.image_score
+                    ),
+                }
+            })?,
+        };
         let mut hysteresis = Hysteresis::new(
             threshold,
             settings

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::Tensor;
 
+use super::anomaly_map::ImageScore;
 use super::prepare::FrameInput;
 use super::{FAMILY, IndustrialError};
 use crate::capture::VideoFrame;
@@ -32,6 +33,9 @@ pub struct IsstadSpec {
     pub image_threshold: f32,
     /// Pixel-map threshold fitted by `eval`, for defect boxes; absent in hand-written entries.
     pub pixel_threshold: Option<f32>,
+    /// `eval`'s thresholds per image-score rule (`settings.image_thresholds`: `mean`, `max`,
+    /// `top_1_percent`), each fitted on the same validation images.
+    pub rule_thresholds: Vec<(String, f32)>,
 }
 
 fn number(spec: &ModelSpec, key: &'static str) -> Result<Option<f64>, IndustrialError> {
@@ -47,7 +51,46 @@ fn number(spec: &ModelSpec, key: &'static str) -> Result<Option<f64>, Industrial
     }
 }
 
+/// `settings.image_thresholds`, a table of finite numbers by rule name.
+fn rule_thresholds(spec: &ModelSpec) -> Result<Vec<(String, f32)>, IndustrialError> {
+    let Some(value) = spec.settings.get("image_thresholds") else {
+        return Ok(Vec::new());
+    };
+    let invalid = |detail: String| IndustrialError::ModelSetting {
+        model: spec.name.clone(),
+        key: "image_thresholds",
+        detail,
+    };
+    let toml::Value::Table(table) = value else {
+        return Err(invalid(format!("{value} is not a table")));
+    };
+    table
+        .iter()
+        .map(|(rule, value)| match value {
+            toml::Value::Float(v) if v.is_finite() => Ok((rule.clone(), *v as f32)),
+            toml::Value::Integer(v) => Ok((rule.clone(), *v as f32)),
+            other => Err(invalid(format!("{rule} = {other} is not a finite number"))),
+        })
+        .collect()
+}
+
 impl IsstadSpec {
+    /// The fitted image threshold for `rule`: the entry's own threshold for the paper's mean,
+    /// `image_thresholds` for the others (the top-k mean only at the fraction `eval` fits,
+    /// 1 %). `None` when the model carries none for that rule.
+    pub fn threshold_for(&self, rule: ImageScore) -> Option<f32> {
+        let name = match rule {
+            ImageScore::Mean => return Some(self.image_threshold),
+            ImageScore::Max => "max",
+            ImageScore::TopKMean { fraction } if (fraction - 0.01).abs() < 1e-9 => "top_1_percent",
+            ImageScore::TopKMean { .. } => return None,
+        };
+        self.rule_thresholds
+            .iter()
+            .find(|(rule, _)| rule == name)
+            .map(|&(_, threshold)| threshold)
+    }
+
     /// Reads and checks a manifest entry: family, settings, and the graph's boundary
     /// (`image` `[1, 3, S, S]` f32 in; `probability` and `reconstruction_error` `[1, S, S]` f32
     /// out), so a model exported for another size or by another tool is refused at load.
@@ -137,6 +180,7 @@ impl IsstadSpec {
             side,
             map_sigma,
             image_threshold: spec.threshold,
+            rule_thresholds: rule_thresholds(spec)?,
             pixel_threshold,
         })
     }

@@ -419,9 +419,14 @@ pub fn card_table(evaluation: &IsstadEvaluation) -> String {
     out
 }
 
-/// Copies the run's graphs into `models_dir/isstad-edge/` and records them, with the
-/// thresholds `eval` fitted, in that folder's `manifest.toml`: how a model ships.
-pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+/// Copies the run's int8 graph (and its fp32 original when `with_fp32`) into
+/// `models_dir/isstad-edge/` and records them, with the thresholds `eval` fitted, in that
+/// folder's `manifest.toml`: how a model ships.
+pub fn install(
+    run: &RunDir,
+    models_dir: &Path,
+    with_fp32: bool,
+) -> Result<Vec<PathBuf>, TrainError> {
     let config: IsstadRunConfig = run.read_json("config.json")?;
     let record: IsstadExportRecord = run.read_json("export.json")?;
     let evaluation: IsstadEvaluation = run.read_json("eval.json").map_err(|e| {
@@ -433,7 +438,8 @@ pub fn install(run: &RunDir, models_dir: &Path) -> Result<Vec<PathBuf>, TrainErr
     std::fs::create_dir_all(&dir)
         .map_err(|e| TrainError::Config(format!("{}: {e}", dir.display())))?;
     let mut installed = Vec::new();
-    for int8 in [true, false] {
+    let precisions: &[bool] = if with_fp32 { &[true, false] } else { &[true] };
+    for &int8 in precisions {
         let source = if int8 { &record.int8 } else { &record.fp32 };
         let target = dir.join(format!("{}.onnx", model_name(&record.category, int8)));
         std::fs::copy(source, &target)
