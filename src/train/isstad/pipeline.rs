@@ -479,7 +479,7 @@ fn model_entry(
     let mut metrics = toml_edit::InlineTable::new();
     for rule in &result.rules {
         metrics.insert(
-            &format!("image_auroc_{}", rule.rule),
+            format!("image_auroc_{}", rule.rule),
             rule.image_auroc.into(),
         );
     }
