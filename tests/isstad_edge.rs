@@ -175,7 +175,7 @@ fn bad_training_inputs_are_refused_before_a_run_folder_exists() {
     let err = read_category(dir.path()).unwrap_err().to_string();
     assert!(err.contains("train/good"), "{err}");
     let truncated = dir.path().join("cut.png");
-    std::fs::write(&truncated, &[0x89, b'P', b'N', b'G', 0x0d, 0x0a]).unwrap();
+    std::fs::write(&truncated, [0x89, b'P', b'N', b'G', 0x0d, 0x0a]).unwrap();
     let err = NormalImages::read(vec![truncated.clone()])
         .unwrap_err()
         .to_string();
