@@ -469,3 +469,199 @@ pub fn streaming_rx_lines_per_s(
     }
     Ok(lines as f64 / start.elapsed().as_secs_f64())
 }
+
+/// ISSTAD-edge speed, in one run: the int8 graph in vigil against onnxruntime on the same file
+/// and thread count, int8 against fp32 in vigil, the frame rate the whole pipeline sustains,
+/// and the process's peak memory.
+#[derive(Debug, Clone)]
+pub struct IsstadBench {
+    /// The int8 graph, one 224×224 frame, 1 thread: vigil (tract) and onnxruntime.
+    pub int8: Comparison,
+    /// The fp32 graph in vigil, same frame and thread.
+    pub fp32_ms: f64,
+    /// Frames per second through prepare → detect → decide (anomaly map, boxes, snapshots
+    /// off), each stage on its own thread, frames offered as fast as the source can.
+    pub pipeline_fps: f64,
+    pub frames_decided: u64,
+    pub frames_dropped: u64,
+    /// Peak resident memory of the process (`VmHWM`), in MiB, after all of the above.
+    pub peak_rss_mib: f64,
+}
+
+/// The brick part as the factory-line demo's camera sees it: a 192×192 crop from rows the
+/// shipped model never trained on.
+fn isstad_frame() -> Result<crate::capture::VideoFrame, BenchError> {
+    let path = repo().join("models/cache/textures/brick.png");
+    let brick = crate::io::png::read_png(&path).map_err(setup)?;
+    let (side, top) = (192, 312);
+    if brick.width < side || brick.height < top + side {
+        return Err(setup(format!("{} is too small", path.display())));
+    }
+    let rgb = (top..top + side)
+        .flat_map(|row| brick.pixels[row * brick.width * 3..][..side * 3].to_vec())
+        .collect();
+    Ok(crate::capture::VideoFrame {
+        stamp: Stamp {
+            pts: Duration::ZERO,
+            captured_at: std::time::SystemTime::now(),
+            seq: 0,
+        },
+        width: side as u32,
+        height: side as u32,
+        rgb,
+    })
+}
+
+/// Median single-thread latency of one ISSTAD-edge graph in vigil on `input`.
+fn isstad_latency_ms(
+    manifest: &Manifest,
+    name: &str,
+    input: &[f32],
+    runs: usize,
+) -> Result<f64, BenchError> {
+    let plan = Plan::load(manifest, name).map_err(setup)?;
+    let mut detector = crate::models::industrial::IsstadDetector::new(&plan).map_err(setup)?;
+    for _ in 0..3 {
+        detector.run(input).map_err(setup)?;
+    }
+    let times = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            detector.run(input).map(|_| start.elapsed())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(setup)?;
+    Ok(median_ms(times))
+}
+
+pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, BenchError> {
+    use crate::models::industrial::{
+        IndustrialDecide, IndustrialPrepare, IndustrialSettings, IsstadDetector, IsstadSpec,
+    };
+    const INT8: &str = "isstad-edge-brick";
+    const FP32: &str = "isstad-edge-brick-fp32";
+    let manifest = Manifest::shipped().map_err(setup)?;
+    let frame = isstad_frame()?;
+    let spec = IsstadSpec::from_manifest(manifest.model(INT8).map_err(setup)?).map_err(setup)?;
+    let mut prepare = IndustrialPrepare::new(spec.side).map_err(setup)?;
+    let input = prepare.frame(&frame).map_err(setup)?.image;
+    let ours_ms = isstad_latency_ms(&manifest, INT8, &input, runs)?;
+    let fp32_ms = isstad_latency_ms(&manifest, FP32, &input, runs)?;
+    let dir = tempfile_dir()?;
+    let npy = dir.join("frame.npy");
+    write_npy(&npy, &[1, 3, spec.side, spec.side], &input).map_err(setup)?;
+    let int8_file = manifest.path_of(manifest.model(INT8).map_err(setup)?.onnx_file());
+    let peer = onnxruntime_median_ms(&int8_file, &npy, runs);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (peer, peer_ms) = peer?;
+
+    let plan = Plan::load(&manifest, INT8).map_err(setup)?;
+    let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let decide = CountFrames {
+        inner: IndustrialDecide::new("bench", &spec, &IndustrialSettings::default(), None)
+            .map_err(setup)?,
+        decided: decided.clone(),
+    };
+    let metrics = Metrics::new();
+    let (alerts, _unused) = crossbeam_channel::bounded(1);
+    let started = Instant::now();
+    let pipeline = Pipeline::spawn(
+        "bench",
+        RepeatFrame {
+            frame,
+            until: started + Duration::from_secs_f64(pipeline_seconds),
+            seq: 0,
+        },
+        IndustrialPrepare::new(spec.side).map_err(setup)?,
+        IsstadDetector::new(&plan).map_err(setup)?,
+        decide,
+        alerts,
+        &metrics,
+        PipelineSettings::default(),
+    )
+    .map_err(setup)?;
+    pipeline.wait().map_err(setup)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let frames_decided = decided.load(std::sync::atomic::Ordering::Relaxed);
+    let frames_dropped = ["prepare", "detect", "decide"]
+        .iter()
+        .map(|stage| metrics.frames_dropped("bench", stage).get())
+        .sum();
+    Ok(IsstadBench {
+        int8: Comparison {
+            what: format!("{INT8}, one {0}×{0} frame, 1 thread", spec.side),
+            ours_ms,
+            peer,
+            peer_ms,
+        },
+        fp32_ms,
+        pipeline_fps: frames_decided as f64 / elapsed,
+        frames_decided,
+        frames_dropped,
+        peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
+    })
+}
+
+/// The same frame, restamped, as fast as the pipeline takes it, until a deadline.
+struct RepeatFrame {
+    frame: crate::capture::VideoFrame,
+    until: Instant,
+    seq: u64,
+}
+
+impl crate::capture::Source for RepeatFrame {
+    fn start(&mut self) -> Result<(), crate::capture::CaptureError> {
+        Ok(())
+    }
+
+    fn next(&mut self) -> Result<Option<Sample>, crate::capture::CaptureError> {
+        if Instant::now() >= self.until {
+            return Ok(None);
+        }
+        let mut frame = self.frame.clone();
+        frame.stamp = Stamp {
+            pts: Duration::from_millis(self.seq * 33),
+            captured_at: std::time::SystemTime::now(),
+            seq: self.seq,
+        };
+        self.seq += 1;
+        // A camera hands over at most a frame per millisecond or so; without a pause the
+        // source thread would only spin, dropping frames, on one of the two cores.
+        std::thread::sleep(Duration::from_millis(1));
+        Ok(Some(Sample::Video(frame)))
+    }
+
+    fn stop(&mut self) {}
+
+    fn describe(&self) -> String {
+        "bench frames".into()
+    }
+}
+
+/// Counts the frames a decide stage sees and swallows its alerts (nothing reads them here).
+struct CountFrames<D> {
+    inner: D,
+    decided: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<D: Decide> Decide for CountFrames<D> {
+    type Input = D::Input;
+
+    fn decide(&mut self, stamp: Stamp, input: Self::Input, _: &mut dyn FnMut(Alert)) {
+        self.decided
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.decide(stamp, input, &mut |_| {});
+    }
+
+    fn finish(&mut self, _: &mut dyn FnMut(Alert)) {
+        self.inner.finish(&mut |_| {});
+    }
+}
+
+/// The process's peak resident memory (`VmHWM` in `/proc/self/status`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

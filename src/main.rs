@@ -60,6 +60,8 @@ enum BenchSuite {
     All,
     Audio,
     Hsi,
+    /// ISSTAD-edge on factory-line frames.
+    Industrial,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -478,7 +480,25 @@ fn bench(runs: usize, suite: BenchSuite) -> Result<()> {
             c.ratio()
         );
     };
-    if suite != BenchSuite::Audio {
+    if matches!(suite, BenchSuite::All | BenchSuite::Industrial) {
+        let isstad = vigil::bench::isstad_edge(runs.clamp(5, 50), 5.0)?;
+        print(&isstad.int8);
+        println!(
+            "isstad-edge-brick-fp32, same frame, 1 thread: {:.3} ms; int8 is {:.2}× as fast as fp32",
+            isstad.fp32_ms,
+            isstad.fp32_ms / isstad.int8.ours_ms
+        );
+        println!(
+            "factory-line pipeline (prepare, int8 detect, anomaly map and decide on their own threads): \
+             {:.1} frames/s ({} decided, {} dropped by drop-oldest); peak memory {:.0} MiB",
+            isstad.pipeline_fps, isstad.frames_decided, isstad.frames_dropped, isstad.peak_rss_mib
+        );
+        if suite == BenchSuite::Industrial {
+            println!("ratio = vigil / peer: below 1 means vigil is faster");
+            return Ok(());
+        }
+    }
+    if matches!(suite, BenchSuite::All | BenchSuite::Hsi) {
         for comparison in vigil::bench::hsi_rx(runs.clamp(5, 50))? {
             print(&comparison);
         }
