@@ -37,6 +37,13 @@ $train fers train --data "$work/fers64" --sources synthetic --out "$work/fers-ru
 $train fers export --run "$work/fers-run"
 $train fers eval --run "$work/fers-run" --scenes ../shared/data/hsi
 target/release/vigil hsi ../shared/data/hsi/abu-urban-2.mat --detector fers --scores "$work/fers.npy"
+# ISSTAD-edge through its commands on the tiny configuration (one brick category made from the
+# real texture), then the shipped models' speed against onnxruntime and int8 against fp32.
+$train isstad make-data --out "$work/isstad" --side 64 --train 24 --test-good 4 --test-per-defect 1
+$train isstad train --data "$work/isstad/brick" --out "$work/isstad-run" --size tiny \
+  --mae-epochs 1 --pixel-epochs 1 --validation-every 6 --batch-size 8
+$train isstad export --run "$work/isstad-run"
+$train isstad eval --run "$work/isstad-run" --install "$work/isstad-models"
 for profile in targets/*.toml; do target/release/vigil check "$profile"; done
 pyref=target/pyref
 if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
@@ -45,7 +52,7 @@ if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
 fi
 "$pyref/bin/python" scripts/reference/check_onnx_ort.py "$train" \
   "$work/run/model.onnx" "$work/run/model-int8.onnx" "$work/mobilenet/mobilenet_v2.onnx" \
-  models/fers-edge/*.onnx
+  models/fers-edge/*.onnx models/isstad-edge/*.onnx
 
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc

@@ -9,9 +9,15 @@ tolerance. Needs numpy, onnx and onnxruntime from PyPI; no PyTorch.
 
 Float graphs must agree to the tolerance everywhere. Graphs with integer ops (QuantizeLinear,
 MatMulInteger) legitimately differ where a value lands on a rounding tie after float ops summed
-in another order: one quantization step, which then propagates. For them at most 0.1 % of the
-outputs may exceed the tolerance, and none by more than 1 % of the output's largest magnitude
-(measured: 0.01-0.02 % of values, by at most 0.5 %, on the FERS-edge graphs).
+in another order: one quantization step, which then propagates through every later layer. In a
+shallow graph that touches few outputs (FERS-edge: 0.01-0.02 % of values, by at most 0.5 % of
+the largest output); in a deep one it touches most (ISSTAD-edge, ten transformer blocks: 70-80 %
+of values, by up to 2 % of the largest), while both runtimes stay exactly as far from the fp32
+graph (mean |int8 - fp32| 4.33e-2 for each on isstad-edge-brick). So for integer graphs the two
+runtimes must agree to 5 % of the largest output at worst and 0.5 % on average, and where the
+fp32 original sits beside the int8 file (`NAME-fp32.onnx` for `NAME.onnx`), tract's mean
+distance from it must be within 10 % of onnxruntime's: a wrong integer kernel (the softmax
+lookup table over the wrong axis once gave errors of 1.0) fails that at once.
 """
 import argparse
 import os
@@ -58,8 +64,18 @@ def main():
             if quantized:
                 scale = float(np.max(np.abs(expected))) or 1.0
                 beyond = float(np.mean(gap > args.tolerance))
-                ok = beyond <= 1e-3 and diff <= 0.01 * scale
-                detail = f", {beyond:.3%} of values beyond {args.tolerance:g}, largest |output| {scale:.3g}"
+                mean_gap = float(np.mean(gap))
+                ok = diff <= 0.05 * scale and mean_gap <= 0.005 * scale
+                detail = (f", {beyond:.3%} of values beyond {args.tolerance:g}, mean |diff| "
+                          f"{mean_gap:.2e}, largest |output| {scale:.3g}")
+                original = path[: -len(".onnx")] + "-fp32.onnx"
+                if os.path.exists(original):
+                    fp32_session = ort.InferenceSession(original, providers=["CPUExecutionProvider"])
+                    reference = fp32_session.run(None, {model_input.name: x})[0]
+                    ours = float(np.mean(np.abs(actual - reference)))
+                    theirs = float(np.mean(np.abs(expected - reference)))
+                    ok = ok and ours <= 1.1 * theirs + 1e-7
+                    detail += f"; mean |int8 - fp32|: tract {ours:.3e}, onnxruntime {theirs:.3e}"
             else:
                 ok = diff <= args.tolerance
         failed |= not ok
