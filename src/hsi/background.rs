@@ -419,23 +419,23 @@ impl Background {
         for spectrum in spectra.chunks_exact(bands) {
             centred.extend(spectrum.iter().zip(&mean32).map(|(x, m)| x - m));
         }
-        let centred = MatRef::from_column_major_slice(&centred, bands, count);
         match &self.whitening {
             Whitening::Cholesky { lower32: lower, .. } => {
-                let mut whitened = centred.to_owned();
+                // Solved in place in the centred copy: a stream scores every line this way.
                 faer::linalg::triangular_solve::solve_lower_triangular_in_place(
                     lower.as_ref(),
-                    whitened.as_mut(),
+                    faer::MatMut::from_column_major_slice_mut(&mut centred, bands, count),
                     Par::Seq,
                 );
-                for (score, column) in scores.iter_mut().zip(whitened.col_iter()) {
-                    *score = column.iter().map(|v| v * v).sum();
+                for (score, whitened) in scores.iter_mut().zip(centred.chunks_exact(bands)) {
+                    *score = sum_of_squares(whitened);
                 }
             }
             Whitening::Eigen {
                 basis,
                 inverse_eigenvalues,
             } => {
+                let centred = MatRef::from_column_major_slice(&centred, bands, count);
                 let mut projected = Mat::<f32>::zeros(basis.nrows(), count);
                 matmul(
                     projected.as_mut(),
@@ -526,6 +526,18 @@ fn eigen_whitening(covariance: MatRef<'_, f64>) -> Result<Whitening, HsiError> {
         basis,
         inverse_eigenvalues,
     })
+}
+
+/// `Σ v²` in 16 independent partial sums, which vectorise where one running sum cannot.
+fn sum_of_squares(values: &[f32]) -> f32 {
+    let (chunks, tail) = values.as_chunks::<16>();
+    let mut partial = [0.0f32; 16];
+    for chunk in chunks {
+        for (p, v) in partial.iter_mut().zip(chunk) {
+            *p += v * v;
+        }
+    }
+    partial.iter().sum::<f32>() + tail.iter().map(|v| v * v).sum::<f32>()
 }
 
 fn mean_of(spectra: &[f32], bands: usize) -> Vec<f64> {

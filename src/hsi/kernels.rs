@@ -49,15 +49,21 @@ pub(crate) const GRAM_MIN_SPECTRA: usize = 64;
 pub(crate) struct BatchScatter {
     pub(crate) count: usize,
     pub(crate) mean: Vec<f64>,
-    /// Column-major, leading dimension `ld`; only the lower triangle (row ≥ column) is valid.
-    lower: Vec<f64>,
+    /// `Σ (x − c)(x − c)ᵀ` about the shift, column-major in chunks of 8 rows, leading
+    /// dimension `ld`; only the lower triangle (row ≥ column) is valid.
+    about_shift: Vec<[f64; GRAM_LANES]>,
     ld: usize,
+    /// `x̄ − c`.
+    offset: Vec<f64>,
 }
 
 impl BatchScatter {
-    /// Element (i, j) of the scatter, for i ≥ j.
+    /// Element (i, j) of the scatter about the batch mean, for i ≥ j: the correction from
+    /// the shift is applied here, in the one pass the caller makes anyway.
     pub(crate) fn lower(&self, i: usize, j: usize) -> f64 {
-        self.lower[j * self.ld + i]
+        let at = j * self.ld + i;
+        let raw = self.about_shift[at / GRAM_LANES][at % GRAM_LANES];
+        raw - self.count as f64 * self.offset[i] * self.offset[j]
     }
 }
 
@@ -203,21 +209,15 @@ mod avx512 {
             pack(block, bands, &shift, stride, &mut packed, &mut sums);
             gram_block(&packed, panels, stride, k, &mut lower);
         }
-        // Back from the shift to the batch mean: subtract k·ddᵀ, d = x̄ − c.
         let n = count as f64;
-        let d: Vec<f64> = sums.iter().flatten().take(bands).map(|s| s / n).collect();
-        let mut lower: Vec<f64> = lower.into_iter().flatten().collect();
-        for j in 0..bands {
-            for i in j..bands {
-                lower[j * ld + i] -= n * d[i] * d[j];
-            }
-        }
-        let mean = shift.iter().zip(&d).map(|(c, d)| c + d).collect();
+        let offset: Vec<f64> = sums.iter().flatten().take(bands).map(|s| s / n).collect();
+        let mean = shift.iter().zip(&offset).map(|(c, d)| c + d).collect();
         BatchScatter {
             count,
             mean,
-            lower,
+            about_shift: lower,
             ld,
+            offset,
         }
     }
 
