@@ -14,10 +14,14 @@
 //! pixels than bands, duplicated bands) takes the eigendecomposition path instead, which drops
 //! the directions below the cut-off exactly as `pinv` does.
 
+use std::sync::OnceLock;
+
+use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul};
 use faer::{Accum, Mat, MatRef, Par, Side};
 
 use super::HsiError;
+use super::kernels::{self, Isa, Whitener};
 
 /// `pinv`'s relative cut-off on eigenvalues, as NumPy's default and the FERS code have it.
 pub const PINV_RCOND: f64 = 1e-15;
@@ -30,6 +34,11 @@ const CHOLESKY_MIN_PIVOT: f64 = 1e-13;
 
 /// Spectra per worker below which splitting a batch costs more than it saves.
 const MIN_SPECTRA_PER_WORKER: usize = 256;
+
+/// Spectra in one scoring call from which whitening by an explicit `L⁻¹` (an extra B³/3 flops,
+/// then the float32 kernel at near peak) beats a triangular solve per spectrum. The break-even
+/// measured at 200 bands is about 700 spectra; a 512-pixel push-broom line stays on the solve.
+const INVERSE_MIN_SPECTRA: usize = 1024;
 
 /// Workers a `Par` asks for.
 fn workers(par: Par) -> usize {
@@ -49,6 +58,7 @@ pub struct CovarianceAccumulator {
     /// Σ (x − μ)(x − μ)ᵀ, lower triangle valid.
     scatter: Mat<f64>,
     par: Par,
+    isa: Isa,
 }
 
 impl CovarianceAccumulator {
@@ -59,7 +69,16 @@ impl CovarianceAccumulator {
             mean: vec![0.0; bands],
             scatter: Mat::zeros(bands, bands),
             par,
+            isa: Isa::detect(),
         }
+    }
+
+    /// The same accumulator on a chosen kernel implementation, so tests can hold the
+    /// AVX-512 kernels to faer's products on one machine.
+    #[cfg(test)]
+    pub(crate) fn with_isa(mut self, isa: Isa) -> CovarianceAccumulator {
+        self.isa = isa;
+        self
     }
 
     pub fn bands(&self) -> usize {
@@ -88,6 +107,7 @@ impl CovarianceAccumulator {
                 .par_chunks(per_worker * self.bands)
                 .map(|chunk| {
                     let mut part = CovarianceAccumulator::new(self.bands, Par::Seq);
+                    part.isa = self.isa;
                     part.add_sequential(chunk).map(|()| part)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -109,6 +129,10 @@ impl CovarianceAccumulator {
         }
         let k = spectra.len() / self.bands;
         if k == 0 {
+            return Ok(());
+        }
+        if let Some(batch) = kernels::batch_scatter(self.isa, spectra, self.bands) {
+            self.merge_scatter(batch.count, &batch.mean, |i, j| batch.lower(i, j));
             return Ok(());
         }
         let batch_mean = mean_of(spectra, self.bands);
@@ -164,24 +188,31 @@ impl CovarianceAccumulator {
                 other.bands, self.bands
             )));
         }
-        if other.count == 0 {
-            return Ok(());
+        self.merge_scatter(other.count, &other.mean, |i, j| other.scatter[(i, j)]);
+        Ok(())
+    }
+
+    /// Chan et al.'s merge of `count` spectra with mean `mean` and scatter (lower triangle)
+    /// `scatter(i, j)`, i ≥ j.
+    fn merge_scatter(&mut self, count: usize, mean: &[f64], scatter: impl Fn(usize, usize) -> f64) {
+        if count == 0 {
+            return;
         }
         let n = self.count as f64;
-        let k = other.count as f64;
-        let total = n + k;
+        let k = count as f64;
+        let weight = n * k / (n + k);
+        let delta: Vec<f64> = mean.iter().zip(&self.mean).map(|(o, m)| o - m).collect();
         for j in 0..self.bands {
+            let dj = delta[j] * weight;
+            let mut column = self.scatter.col_mut(j);
             for i in j..self.bands {
-                let di = other.mean[i] - self.mean[i];
-                let dj = other.mean[j] - self.mean[j];
-                self.scatter[(i, j)] += other.scatter[(i, j)] + di * dj * n * k / total;
+                column[i] += scatter(i, j) + delta[i] * dj;
             }
         }
-        for (m, o) in self.mean.iter_mut().zip(&other.mean) {
-            *m += (o - *m) * k / total;
+        for (m, o) in self.mean.iter_mut().zip(mean) {
+            *m += (o - *m) * k / (n + k);
         }
-        self.count += other.count;
-        Ok(())
+        self.count += count;
     }
 
     /// Mean of everything added.
@@ -222,7 +253,9 @@ impl CovarianceAccumulator {
     /// Mean and unbiased covariance of everything added, factored for scoring.
     pub fn background(&self) -> Result<Background, HsiError> {
         let covariance = self.covariance(0.0)?;
-        Background::new(self.mean.clone(), covariance.as_ref(), self.par)
+        let mut background = Background::new(self.mean.clone(), covariance.as_ref(), self.par)?;
+        background.isa = self.isa;
+        Ok(background)
     }
 }
 
@@ -232,13 +265,19 @@ pub struct Background {
     mean: Vec<f64>,
     whitening: Whitening,
     par: Par,
+    isa: Isa,
 }
 
 #[derive(Debug, Clone)]
 enum Whitening {
-    /// The Cholesky factor `L` (lower triangular, B×B); spectra are whitened by solving
-    /// `L·y = x − μ`, which at 200 bands costs less than forming `L⁻¹` and multiplying.
-    Cholesky(Mat<f32>),
+    /// The Cholesky factor `L` (lower triangular, B×B). A few spectra are whitened by solving
+    /// `L·y = x − μ` in float32; many by `L⁻¹`, inverted once in float64 and packed for the
+    /// AVX-512 kernel, where the CPU has it.
+    Cholesky {
+        lower: Mat<f64>,
+        lower32: Mat<f32>,
+        inverse: OnceLock<Option<Whitener>>,
+    },
     /// Eigenvectors kept by the pinv cut-off as rows (r×B), and their reciprocal eigenvalues.
     Eigen {
         basis: Mat<f32>,
@@ -281,6 +320,7 @@ impl Background {
             mean,
             whitening,
             par,
+            isa: Isa::detect(),
         })
     }
 
@@ -300,7 +340,7 @@ impl Background {
     /// Whether the covariance was singular enough to need the pseudo-inverse; the rank kept.
     pub fn pseudo_inverse_rank(&self) -> Option<usize> {
         match &self.whitening {
-            Whitening::Cholesky(_) => None,
+            Whitening::Cholesky { .. } => None,
             Whitening::Eigen { basis, .. } => Some(basis.nrows()),
         }
     }
@@ -321,6 +361,44 @@ impl Background {
         if count == 0 {
             return Ok(());
         }
+        if let Whitening::Cholesky { lower, inverse, .. } = &self.whitening
+            && count >= INVERSE_MIN_SPECTRA
+            && let Some(whitener) = inverse.get_or_init(|| self.inverse_whitener(lower.as_ref()))
+        {
+            return self.split(spectra, scores, |chunk, out| {
+                whitener.squared_norms(chunk, out);
+                Ok(())
+            });
+        }
+        self.split(spectra, scores, |chunk, out| {
+            self.score_sequential(chunk, out)
+        })
+    }
+
+    /// `L⁻¹` packed for the float32 kernel; `None` where the CPU lacks it.
+    fn inverse_whitener(&self, lower: MatRef<'_, f64>) -> Option<Whitener> {
+        if self.isa != Isa::Avx512 {
+            return None;
+        }
+        let bands = self.bands();
+        let mut inverse = Mat::<f64>::zeros(bands, bands);
+        faer::linalg::triangular_inverse::invert_lower_triangular(
+            inverse.as_mut(),
+            lower,
+            Par::Seq,
+        );
+        Whitener::new(self.isa, &self.mean, bands, true, |i, j| inverse[(i, j)])
+    }
+
+    /// Runs `score` over `spectra` and `scores` in one slice per worker.
+    fn split(
+        &self,
+        spectra: &[f32],
+        scores: &mut [f32],
+        score: impl Fn(&[f32], &mut [f32]) -> Result<(), HsiError> + Sync,
+    ) -> Result<(), HsiError> {
+        let bands = self.bands();
+        let count = scores.len();
         let workers = workers(self.par);
         if workers > 1 && count >= 2 * MIN_SPECTRA_PER_WORKER {
             use rayon::prelude::*;
@@ -328,9 +406,9 @@ impl Background {
             return spectra
                 .par_chunks(per_worker * bands)
                 .zip(scores.par_chunks_mut(per_worker))
-                .try_for_each(|(chunk, out)| self.score_sequential(chunk, out));
+                .try_for_each(|(chunk, out)| score(chunk, out));
         }
-        self.score_sequential(spectra, scores)
+        score(spectra, scores)
     }
 
     fn score_sequential(&self, spectra: &[f32], scores: &mut [f32]) -> Result<(), HsiError> {
@@ -341,23 +419,23 @@ impl Background {
         for spectrum in spectra.chunks_exact(bands) {
             centred.extend(spectrum.iter().zip(&mean32).map(|(x, m)| x - m));
         }
-        let centred = MatRef::from_column_major_slice(&centred, bands, count);
         match &self.whitening {
-            Whitening::Cholesky(lower) => {
-                let mut whitened = centred.to_owned();
+            Whitening::Cholesky { lower32: lower, .. } => {
+                // Solved in place in the centred copy: a stream scores every line this way.
                 faer::linalg::triangular_solve::solve_lower_triangular_in_place(
                     lower.as_ref(),
-                    whitened.as_mut(),
+                    faer::MatMut::from_column_major_slice_mut(&mut centred, bands, count),
                     Par::Seq,
                 );
-                for (score, column) in scores.iter_mut().zip(whitened.col_iter()) {
-                    *score = column.iter().map(|v| v * v).sum();
+                for (score, whitened) in scores.iter_mut().zip(centred.chunks_exact(bands)) {
+                    *score = sum_of_squares(whitened);
                 }
             }
             Whitening::Eigen {
                 basis,
                 inverse_eigenvalues,
             } => {
+                let centred = MatRef::from_column_major_slice(&centred, bands, count);
                 let mut projected = Mat::<f32>::zeros(basis.nrows(), count);
                 matmul(
                     projected.as_mut(),
@@ -391,18 +469,44 @@ impl Background {
 }
 
 fn cholesky_whitening(covariance: MatRef<'_, f64>, largest_variance: f64) -> Option<Whitening> {
-    let factor = covariance.llt(Side::Lower).ok()?;
-    let lower = factor.L();
-    let bands = lower.nrows();
+    use faer::linalg::cholesky::llt::factor;
+    let bands = covariance.nrows();
+    // In place and on one thread: at a few hundred bands faer's default (the global thread
+    // pool) spends more on hand-offs than it saves, and a stream factors once per line.
+    let mut lower = Mat::from_fn(
+        bands,
+        bands,
+        |i, j| {
+            if i >= j { covariance[(i, j)] } else { 0.0 }
+        },
+    );
+    let mut memory = MemBuffer::new(factor::cholesky_in_place_scratch::<f64>(
+        bands,
+        Par::Seq,
+        Default::default(),
+    ));
+    factor::cholesky_in_place(
+        lower.as_mut(),
+        Default::default(),
+        Par::Seq,
+        MemStack::new(&mut memory),
+        Default::default(),
+    )
+    .ok()?;
     let smallest_pivot = (0..bands)
         .map(|i| lower[(i, i)] * lower[(i, i)])
         .fold(f64::INFINITY, f64::min);
     if smallest_pivot < CHOLESKY_MIN_PIVOT * largest_variance {
         return None;
     }
-    Some(Whitening::Cholesky(Mat::from_fn(bands, bands, |i, j| {
+    let lower32 = Mat::from_fn(bands, bands, |i, j| {
         if i >= j { lower[(i, j)] as f32 } else { 0.0 }
-    })))
+    });
+    Some(Whitening::Cholesky {
+        lower,
+        lower32,
+        inverse: OnceLock::new(),
+    })
 }
 
 fn eigen_whitening(covariance: MatRef<'_, f64>) -> Result<Whitening, HsiError> {
@@ -422,6 +526,18 @@ fn eigen_whitening(covariance: MatRef<'_, f64>) -> Result<Whitening, HsiError> {
         basis,
         inverse_eigenvalues,
     })
+}
+
+/// `Σ v²` in 16 independent partial sums, which vectorise where one running sum cannot.
+fn sum_of_squares(values: &[f32]) -> f32 {
+    let (chunks, tail) = values.as_chunks::<16>();
+    let mut partial = [0.0f32; 16];
+    for chunk in chunks {
+        for (p, v) in partial.iter_mut().zip(chunk) {
+            *p += v * v;
+        }
+    }
+    partial.iter().sum::<f32>() + tail.iter().map(|v| v * v).sum::<f32>()
 }
 
 fn mean_of(spectra: &[f32], bands: usize) -> Vec<f64> {
@@ -448,10 +564,19 @@ fn centred_f64(spectra: &[f32], bands: usize, mean: &[f64]) -> Vec<f64> {
 
 /// Global RX: every pixel's squared Mahalanobis distance to the whole scene's statistics.
 pub fn global_rx(cube: &super::Cube, par: Par) -> Result<Vec<f32>, HsiError> {
-    cube.check_finite()?;
     let mut accumulator = CovarianceAccumulator::new(cube.bands(), par);
     accumulator.add(cube.data())?;
-    accumulator.background()?.score(cube.data())
+    // A value that is not finite makes the covariance not finite, and `background` refuses
+    // it; only then is the cube searched, for an error that names the pixel. Searching first
+    // cost every scene a serial pass over the cube.
+    let background = match accumulator.background() {
+        Ok(background) => background,
+        Err(err) => {
+            cube.check_finite()?;
+            return Err(err);
+        }
+    };
+    background.score(cube.data())
 }
 
 #[cfg(test)]
@@ -625,6 +750,35 @@ pub(crate) mod tests {
                 &reference,
                 1e-3,
             );
+        }
+    }
+
+    #[test]
+    fn the_avx512_kernels_agree_with_faer() {
+        if Isa::detect() != Isa::Avx512 {
+            eprintln!("no AVX-512 on this CPU: only faer's products run here");
+            return;
+        }
+        // 37 bands leave partial panels on both kernels; 1 600 pixels are past the inverse
+        // whitening threshold and span many scatter blocks.
+        let cube = mixed_cube(40, 40, 37, 7);
+        let bands = cube.bands();
+        for par in [Par::Seq, Par::rayon(2)] {
+            let mut fast = CovarianceAccumulator::new(bands, par).with_isa(Isa::Avx512);
+            let mut slow = CovarianceAccumulator::new(bands, par).with_isa(Isa::Portable);
+            fast.add(cube.data()).unwrap();
+            slow.add(cube.data()).unwrap();
+            let (a, b) = (fast.covariance(0.0).unwrap(), slow.covariance(0.0).unwrap());
+            for i in 0..bands {
+                assert!((fast.mean()[i] - slow.mean()[i]).abs() < 1e-9 * slow.mean()[i].abs());
+                for j in 0..bands {
+                    assert!((a[(i, j)] - b[(i, j)]).abs() < 1e-9 * (b[(i, i)] * b[(j, j)]).sqrt());
+                }
+            }
+            let fast = fast.background().unwrap().score(cube.data()).unwrap();
+            let slow = slow.background().unwrap().score(cube.data()).unwrap();
+            let slow: Vec<f64> = slow.iter().map(|&v| f64::from(v)).collect();
+            assert_close(&fast, &slow, 1e-5);
         }
     }
 

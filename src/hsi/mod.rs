@@ -11,6 +11,7 @@ pub mod detect;
 pub mod envi;
 pub mod fers;
 pub mod had100;
+mod kernels;
 pub mod library;
 pub mod local;
 pub mod mat;
@@ -170,7 +171,20 @@ impl Cube {
 
     /// Checks that every value is finite and names the first band that is not.
     pub fn check_finite(&self) -> Result<(), HsiError> {
-        match self.data.iter().position(|v| !v.is_finite()) {
+        // A whole chunk is tested without an early exit, which vectorises (a scalar scan took
+        // about 1 ms of a 2 M-value cube, as much as a tenth of global RX); only a chunk that
+        // fails is searched for its first bad value.
+        const CHUNK: usize = 4096;
+        let bad = self.data.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
+            if chunk.iter().fold(true, |ok, v| ok & v.is_finite()) {
+                return None;
+            }
+            chunk
+                .iter()
+                .position(|v| !v.is_finite())
+                .map(|i| c * CHUNK + i)
+        });
+        match bad {
             None => Ok(()),
             Some(i) => {
                 let pixel = i / self.bands;

@@ -111,7 +111,10 @@ impl StreamingRx {
                 self.bands()
             )));
         }
-        if let Some(i) = line.iter().position(|v| !v.is_finite()) {
+        // Tested whole first, without an early exit, so it vectorises; searched only if bad.
+        if !line.iter().fold(true, |ok, v| ok & v.is_finite())
+            && let Some(i) = line.iter().position(|v| !v.is_finite())
+        {
             return Err(HsiError::Detector(format!(
                 "line {}: band {} of pixel {} is not finite",
                 self.next_index,
