@@ -19,6 +19,7 @@ pub mod parity;
 pub mod plot;
 pub mod pytorch;
 pub mod quantize;
+pub mod release;
 pub use crate::rng;
 pub mod run;
 pub mod ssim;

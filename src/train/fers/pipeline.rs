@@ -18,14 +18,11 @@ use crate::hsi::{Cube, HsiError};
 use crate::train::TrainError;
 use crate::train::manifest::{ModelEntry, TensorEntry, upsert};
 use crate::train::onnx;
-use crate::train::parity::{plan, relative_difference, run_plan_outputs};
-use crate::train::quantize::{median_latency_ms, quantize};
+use crate::train::release::check_and_quantize;
 use crate::train::run::RunDir;
 
 /// The tile the shipped graphs read: HAD100's scene size, on which the student is trained.
 pub const TILE: usize = 64;
-/// Largest |burn − tract| allowed on the fp32 graph's outputs, relative to their largest value.
-pub const PARITY_TOLERANCE: f32 = 1e-4;
 /// Calibration tiles for the int8 activation scales.
 const CALIBRATION_TILES: usize = 16;
 
@@ -74,51 +71,27 @@ pub fn export(run: &RunDir) -> Result<ExportRecord, TrainError> {
         .collect();
     let shape = [1, TILE, TILE, bands];
     let fp32_model = to_onnx(&trained.spectral, &trained.spatial, TILE)?;
-    let fp32_plan = plan(&fp32_model)?;
-    let mut parity = 0.0f32;
-    let mut reference = Vec::with_capacity(tiles.len());
-    for tile in &tiles {
-        let cube = Cube::from_bip(TILE, TILE, bands, tile.clone())?;
-        let burn = [
-            fen_features(&trained.spectral, &cube)?,
-            student_features(&trained.spatial, &cube)?,
-        ];
-        let tract = run_plan_outputs(&fp32_plan, &shape, tile)?;
-        for (b, t) in burn.iter().zip(&tract) {
-            parity = parity.max(relative_difference(b.data(), t)?);
-        }
-        reference.push(tract);
-    }
-    if parity > PARITY_TOLERANCE {
-        return Err(TrainError::Config(format!(
-            "the exported graph differs from burn by {parity:.2e} of its largest output (tolerance {PARITY_TOLERANCE:.0e})"
-        )));
-    }
-    let quantized = quantize(&fp32_model, &shape, &tiles)?;
-    let int8_plan = plan(&quantized.model)?;
-    let mut int8_relative = 0.0f32;
-    for (tile, fp32) in tiles.iter().zip(&reference) {
-        let int8 = run_plan_outputs(&int8_plan, &shape, tile)?;
-        for (a, b) in fp32.iter().zip(&int8) {
-            int8_relative = int8_relative.max(relative_difference(a, b)?);
-        }
-    }
-    let fp32_ms = median_latency_ms(&fp32_plan, &shape, &tiles[0], 10)?;
-    let int8_ms = median_latency_ms(&int8_plan, &shape, &tiles[0], 10)?;
+    let checked = check_and_quantize(&fp32_model, &shape, &tiles, |tile| {
+        let cube = Cube::from_bip(TILE, TILE, bands, tile.to_vec())?;
+        Ok(vec![
+            fen_features(&trained.spectral, &cube)?.data().to_vec(),
+            student_features(&trained.spatial, &cube)?.data().to_vec(),
+        ])
+    })?;
     let fp32_path = run.file(&format!("{}.onnx", model_name(bands, false)));
     let int8_path = run.file(&format!("{}.onnx", model_name(bands, true)));
     onnx::save(&fp32_model, &fp32_path)?;
-    onnx::save(&quantized.model, &int8_path)?;
+    onnx::save(&checked.quantized.model, &int8_path)?;
     let record = ExportRecord {
         bands,
         tile: TILE,
         fp32: fp32_path,
         int8: int8_path,
-        parity_relative: parity,
-        int8_relative,
-        quantized_layers: quantized.layers.len(),
-        fp32_ms,
-        int8_ms,
+        parity_relative: checked.parity_relative,
+        int8_relative: checked.int8_relative,
+        quantized_layers: checked.quantized.layers.len(),
+        fp32_ms: checked.fp32_ms,
+        int8_ms: checked.int8_ms,
     };
     run.write_json("export.json", &record)?;
     let manifest = run.file("manifest.toml");

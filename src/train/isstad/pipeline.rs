@@ -18,12 +18,10 @@ use crate::train::TrainError;
 use crate::train::image::{Crop, normalised_chw, read_png};
 use crate::train::manifest::{ModelEntry, TensorEntry, upsert};
 use crate::train::onnx;
-use crate::train::parity::{TractPlan, plan, relative_difference, run_plan_outputs};
-use crate::train::quantize::{median_latency_ms, quantize};
+use crate::train::parity::{TractPlan, plan, run_plan_outputs};
+use crate::train::release::check_and_quantize;
 use crate::train::run::RunDir;
 
-/// Largest |burn − tract| on the fp32 graph's outputs, relative to their largest value.
-const PARITY_TOLERANCE: f32 = 1e-4;
 /// Validation images the export is checked and calibrated on.
 const CALIBRATION_IMAGES: usize = 8;
 
@@ -92,49 +90,25 @@ pub fn export(run: &RunDir) -> Result<IsstadExportRecord, TrainError> {
         ));
     }
     let fp32_model = trained.model.to_onnx()?;
-    let fp32_plan = plan(&fp32_model)?;
     let device = burn::prelude::Device::flex();
-    let mut parity = 0.0f32;
-    let mut reference = Vec::with_capacity(inputs.len());
-    for input in &inputs {
-        let burn = pixel_outputs(&trained.model, input.clone(), side, &device)?;
-        let tract = run_plan_outputs(&fp32_plan, &shape, input)?;
-        for (b, t) in burn.iter().zip(&tract) {
-            parity = parity.max(relative_difference(b, t)?);
-        }
-        reference.push(tract);
-    }
-    if parity > PARITY_TOLERANCE {
-        return Err(TrainError::Config(format!(
-            "the exported graph differs from burn by {parity:.2e} of its largest output (tolerance {PARITY_TOLERANCE:.0e})"
-        )));
-    }
-    let quantized = quantize(&fp32_model, &shape, &inputs)?;
-    let int8_plan = plan(&quantized.model)?;
-    let mut int8_relative = 0.0f32;
-    for (input, fp32) in inputs.iter().zip(&reference) {
-        let int8 = run_plan_outputs(&int8_plan, &shape, input)?;
-        for (a, b) in fp32.iter().zip(&int8) {
-            int8_relative = int8_relative.max(relative_difference(a, b)?);
-        }
-    }
-    let fp32_ms = median_latency_ms(&fp32_plan, &shape, &inputs[0], 10)?;
-    let int8_ms = median_latency_ms(&int8_plan, &shape, &inputs[0], 10)?;
+    let checked = check_and_quantize(&fp32_model, &shape, &inputs, |input| {
+        Ok(pixel_outputs(&trained.model, input.to_vec(), side, &device)?.to_vec())
+    })?;
     let category = category_name(&trained.config);
     let fp32_path = run.file(&format!("{}.onnx", model_name(&category, false)));
     let int8_path = run.file(&format!("{}.onnx", model_name(&category, true)));
     onnx::save(&fp32_model, &fp32_path)?;
-    onnx::save(&quantized.model, &int8_path)?;
+    onnx::save(&checked.quantized.model, &int8_path)?;
     let record = IsstadExportRecord {
         category,
         image_size: side,
         fp32: fp32_path,
         int8: int8_path,
-        parity_relative: parity,
-        int8_relative,
-        quantized_layers: quantized.layers.len(),
-        fp32_ms,
-        int8_ms,
+        parity_relative: checked.parity_relative,
+        int8_relative: checked.int8_relative,
+        quantized_layers: checked.quantized.layers.len(),
+        fp32_ms: checked.fp32_ms,
+        int8_ms: checked.int8_ms,
     };
     run.write_json("export.json", &record)?;
     Ok(record)
