@@ -351,14 +351,18 @@ fn tensor_cube(tensor: Tensor<4>) -> Result<Cube, HsiError> {
 
 /// The spectral network's map of a whole normalised scene (it is fully convolutional).
 pub fn fen_features(fen: &SpectralFen, cube: &Cube) -> Result<Cube, HsiError> {
-    let device = Device::flex();
-    tensor_cube(fen.forward(cube_tensor(cube, &device)))
+    tensor_cube(fen.forward(cube_tensor(cube, &device_of(fen))))
+}
+
+/// The device a network's weights live on: a run on CUDA validates on CUDA, export and
+/// evaluation (networks loaded on the CPU) run on the CPU.
+fn device_of<M: Module>(module: &M) -> Device {
+    module.devices().into_iter().next().unwrap_or_else(Device::flex)
 }
 
 /// The student's map of a whole normalised scene, pooled over the whole scene.
 pub fn student_features(student: &RebelliousStudent, cube: &Cube) -> Result<Cube, HsiError> {
-    let device = Device::flex();
-    tensor_cube(student.forward(cube_tensor(cube, &device)))
+    tensor_cube(student.forward(cube_tensor(cube, &device_of(student))))
 }
 
 /// Global RX with all cores.
