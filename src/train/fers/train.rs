@@ -357,7 +357,11 @@ pub fn fen_features(fen: &SpectralFen, cube: &Cube) -> Result<Cube, HsiError> {
 /// The device a network's weights live on: a run on CUDA validates on CUDA, export and
 /// evaluation (networks loaded on the CPU) run on the CPU.
 fn device_of<M: Module>(module: &M) -> Device {
-    module.devices().into_iter().next().unwrap_or_else(Device::flex)
+    module
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(Device::flex)
 }
 
 /// The student's map of a whole normalised scene, pooled over the whole scene.
