@@ -154,6 +154,7 @@ fn streaming_rx_on_a_real_scene_ends_equal_to_batch() {
     for row in 0..cube.rows() {
         scored_lines += rx.push_line(cube.line(row)).unwrap().len();
     }
+    scored_lines += rx.finish().unwrap().len();
     assert_eq!(scored_lines, cube.rows());
     let streamed = rx.background().unwrap().score(cube.data()).unwrap();
     let want: Vec<f64> = batch.iter().map(|&v| f64::from(v)).collect();

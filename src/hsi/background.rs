@@ -35,16 +35,31 @@ const CHOLESKY_MIN_PIVOT: f64 = 1e-13;
 /// Spectra per worker below which splitting a batch costs more than it saves.
 const MIN_SPECTRA_PER_WORKER: usize = 256;
 
-/// Spectra in one scoring call from which whitening by an explicit `L⁻¹` (an extra B³/3 flops,
-/// then the float32 kernel at near peak) beats a triangular solve per spectrum. The break-even
-/// measured at 200 bands is about 700 spectra; a 512-pixel push-broom line stays on the solve.
-const INVERSE_MIN_SPECTRA: usize = 1024;
-
 /// Workers a `Par` asks for.
 fn workers(par: Par) -> usize {
     match par {
         Par::Seq => 1,
         Par::Rayon(n) => n.get(),
+    }
+}
+
+/// A batch of spectra reduced by [`CovarianceAccumulator::reduce`], not yet merged.
+#[derive(Debug, Default)]
+pub struct BatchStatistics {
+    bands: usize,
+    parts: Vec<BatchPart>,
+}
+
+/// One worker's share of a batch.
+#[derive(Debug)]
+enum BatchPart {
+    Scatter(kernels::BatchScatter),
+    Accumulated(CovarianceAccumulator),
+}
+
+impl Default for BatchPart {
+    fn default() -> BatchPart {
+        BatchPart::Scatter(kernels::BatchScatter::default())
     }
 }
 
@@ -91,35 +106,51 @@ impl CovarianceAccumulator {
     }
 
     /// Adds a batch of spectra, BIP (`len = k·bands`): a rank-k update of the scatter matrix.
-    /// With more than one worker the batch is cut into one slice per worker, each reduced to
-    /// its own (mean, scatter) on one core and merged here: faer's own threading gains little
-    /// on these tall-and-thin products.
     pub fn add(&mut self, spectra: &[f32]) -> Result<(), HsiError> {
-        let workers = workers(self.par);
-        let count = spectra.len() / self.bands.max(1);
-        if workers > 1
-            && count >= 2 * MIN_SPECTRA_PER_WORKER
-            && spectra.len().is_multiple_of(self.bands)
-        {
-            use rayon::prelude::*;
-            let per_worker = count.div_ceil(workers);
-            let parts = spectra
-                .par_chunks(per_worker * self.bands)
-                .map(|chunk| {
-                    let mut part = CovarianceAccumulator::new(self.bands, Par::Seq);
-                    part.isa = self.isa;
-                    part.add_sequential(chunk).map(|()| part)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            for part in &parts {
-                self.merge(part)?;
-            }
-            return Ok(());
-        }
-        self.add_sequential(spectra)
+        let batch = self.reduce(spectra)?;
+        self.merge_batch(&batch)
     }
 
-    fn add_sequential(&mut self, spectra: &[f32]) -> Result<(), HsiError> {
+    /// A batch's count, mean and scatter, reduced apart from this accumulator's sums, to be
+    /// merged by [`merge_batch`](Self::merge_batch).
+    pub fn reduce(&self, spectra: &[f32]) -> Result<BatchStatistics, HsiError> {
+        let mut batch = BatchStatistics::default();
+        self.reducer().reduce_into(spectra, &mut batch)?;
+        Ok(batch)
+    }
+
+    /// What reducing a batch for this accumulator needs of it — band count, kernels, workers —
+    /// and nothing of its sums, so a stream can reduce its next line while it merges and
+    /// scores the previous one.
+    pub fn reducer(&self) -> Reducer {
+        Reducer {
+            bands: self.bands,
+            par: self.par,
+            isa: self.isa,
+        }
+    }
+
+    /// Adds a batch [`reduce`](Self::reduce) or a [`Reducer`] made; an O(B²) merge.
+    pub fn merge_batch(&mut self, batch: &BatchStatistics) -> Result<(), HsiError> {
+        if batch.bands != self.bands {
+            return Err(HsiError::Detector(format!(
+                "cannot merge a {}-band batch into {}-band statistics",
+                batch.bands, self.bands
+            )));
+        }
+        for part in &batch.parts {
+            match part {
+                BatchPart::Scatter(scatter) => {
+                    self.merge_scatter(scatter.count, &scatter.mean, |i, j| scatter.lower(i, j))
+                }
+                BatchPart::Accumulated(part) => self.merge(part)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// faer's rank-k update, for CPUs without the AVX-512 kernel and batches too small for it.
+    fn add_portable(&mut self, spectra: &[f32]) -> Result<(), HsiError> {
         if !spectra.len().is_multiple_of(self.bands) {
             return Err(HsiError::Detector(format!(
                 "a batch of {} values is not a whole number of {}-band spectra",
@@ -129,10 +160,6 @@ impl CovarianceAccumulator {
         }
         let k = spectra.len() / self.bands;
         if k == 0 {
-            return Ok(());
-        }
-        if let Some(batch) = kernels::batch_scatter(self.isa, spectra, self.bands) {
-            self.merge_scatter(batch.count, &batch.mean, |i, j| batch.lower(i, j));
             return Ok(());
         }
         let batch_mean = mean_of(spectra, self.bands);
@@ -223,26 +250,9 @@ impl CovarianceAccumulator {
     /// Unbiased covariance (divided by `n − 1`) of everything added, plus `ridge` on the
     /// diagonal. Needs at least two spectra.
     pub fn covariance(&self, ridge: f64) -> Result<Mat<f64>, HsiError> {
-        if self.count < 2 {
-            return Err(HsiError::Detector(format!(
-                "a covariance needs at least 2 spectra, {} were given",
-                self.count
-            )));
-        }
-        let scale = 1.0 / (self.count as f64 - 1.0);
-        let bands = self.bands;
-        // Only the lower triangle was accumulated; copy it column by column (contiguous in
-        // faer's column-major storage), then mirror.
-        let mut covariance = Mat::<f64>::zeros(bands, bands);
-        for j in 0..bands {
-            let source = self.scatter.col(j);
-            let mut target = covariance.col_mut(j);
-            for i in j..bands {
-                target[i] = source[i] * scale;
-            }
-            target[j] += ridge;
-        }
-        for j in 0..bands {
+        let mut covariance = Mat::<f64>::zeros(self.bands, self.bands);
+        self.write_lower_covariance(&mut covariance, ridge)?;
+        for j in 0..self.bands {
             for i in 0..j {
                 covariance[(i, j)] = covariance[(j, i)];
             }
@@ -250,12 +260,111 @@ impl CovarianceAccumulator {
         Ok(covariance)
     }
 
+    /// The lower triangle of the covariance (plus `ridge`) into `target`, column by column —
+    /// contiguous in faer's column-major storage; the rest of `target` is left as it is.
+    fn write_lower_covariance(&self, target: &mut Mat<f64>, ridge: f64) -> Result<(), HsiError> {
+        if self.count < 2 {
+            return Err(HsiError::Detector(format!(
+                "a covariance needs at least 2 spectra, {} were given",
+                self.count
+            )));
+        }
+        let scale = 1.0 / (self.count as f64 - 1.0);
+        for j in 0..self.bands {
+            let source = self.scatter.col(j);
+            let mut column = target.col_mut(j);
+            for i in j..self.bands {
+                column[i] = source[i] * scale;
+            }
+            column[j] += ridge;
+        }
+        Ok(())
+    }
+
     /// Mean and unbiased covariance of everything added, factored for scoring.
     pub fn background(&self) -> Result<Background, HsiError> {
-        let covariance = self.covariance(0.0)?;
-        let mut background = Background::new(self.mean.clone(), covariance.as_ref(), self.par)?;
+        self.refactor(None)
+    }
+
+    /// [`background`](Self::background), factored in the storage of `previous` where it has
+    /// a Cholesky factor of the right size: a stream refactors every line, and a fresh B×B
+    /// matrix each time costs page faults comparable to the factorisation itself.
+    pub fn refactor(&self, previous: Option<Background>) -> Result<Background, HsiError> {
+        let bands = self.bands;
+        let mut lower = match previous.map(|b| b.whitening) {
+            Some(Whitening::Cholesky { lower, .. })
+                if lower.nrows() == bands && lower.ncols() == bands =>
+            {
+                lower
+            }
+            _ => Mat::zeros(bands, bands),
+        };
+        self.write_lower_covariance(&mut lower, 0.0)?;
+        let mut background =
+            Background::factor_lower(self.mean.clone(), lower, self.par, || self.covariance(0.0))?;
         background.isa = self.isa;
         Ok(background)
+    }
+}
+
+/// Reduces batches of spectra for a [`CovarianceAccumulator`]; see
+/// [`CovarianceAccumulator::reducer`].
+#[derive(Debug, Clone, Copy)]
+pub struct Reducer {
+    bands: usize,
+    par: Par,
+    isa: Isa,
+}
+
+impl Reducer {
+    /// A batch's count, mean and scatter into the buffers of an earlier batch, which it
+    /// replaces. With more than one worker the batch is cut into one slice per worker, each
+    /// reduced to its own (mean, scatter) on one core: faer's own threading gains little on
+    /// these tall-and-thin products.
+    pub fn reduce_into(
+        &self,
+        spectra: &[f32],
+        batch: &mut BatchStatistics,
+    ) -> Result<(), HsiError> {
+        if !spectra.len().is_multiple_of(self.bands) {
+            return Err(HsiError::Detector(format!(
+                "a batch of {} values is not a whole number of {}-band spectra",
+                spectra.len(),
+                self.bands
+            )));
+        }
+        batch.bands = self.bands;
+        let workers = workers(self.par);
+        let count = spectra.len() / self.bands;
+        if workers > 1 && count >= 2 * MIN_SPECTRA_PER_WORKER {
+            use rayon::prelude::*;
+            let per_worker = count.div_ceil(workers);
+            let chunks = spectra.par_chunks(per_worker * self.bands);
+            batch.parts.resize_with(chunks.len(), BatchPart::default);
+            chunks
+                .zip(batch.parts.par_iter_mut())
+                .try_for_each(|(chunk, part)| self.reduce_part(chunk, part))
+        } else {
+            batch.parts.resize_with(1, BatchPart::default);
+            self.reduce_part(spectra, &mut batch.parts[0])
+        }
+    }
+
+    /// One core's share of a batch: the AVX-512 kernel's scatter where it runs, else faer's.
+    fn reduce_part(&self, spectra: &[f32], part: &mut BatchPart) -> Result<(), HsiError> {
+        if !matches!(part, BatchPart::Scatter(_)) {
+            *part = BatchPart::default();
+        }
+        if let BatchPart::Scatter(scatter) = part
+            && scatter.reduce(self.isa, spectra, self.bands)
+        {
+            return Ok(());
+        }
+        let mut accumulated = CovarianceAccumulator::new(self.bands, Par::Seq);
+        accumulated.isa = self.isa;
+        accumulated.add_portable(spectra)?;
+        *part = BatchPart::Accumulated(accumulated);
+        Ok(())
     }
 }
 
@@ -270,13 +379,13 @@ pub struct Background {
 
 #[derive(Debug, Clone)]
 enum Whitening {
-    /// The Cholesky factor `L` (lower triangular, B×B). A few spectra are whitened by solving
-    /// `L·y = x − μ` in float32; many by `L⁻¹`, inverted once in float64 and packed for the
-    /// AVX-512 kernel, where the CPU has it.
+    /// The Cholesky factor `L` (lower triangular, B×B); spectra are whitened by solving
+    /// `L·y = x − μ` in float32: by the AVX-512 kernel's blocked forward substitution, set up
+    /// on first use, where the CPU has it, and by faer's triangular solve elsewhere.
     Cholesky {
         lower: Mat<f64>,
-        lower32: Mat<f32>,
-        inverse: OnceLock<Option<Whitener>>,
+        lower32: OnceLock<Mat<f32>>,
+        whitener: OnceLock<Option<Whitener>>,
     },
     /// Eigenvectors kept by the pinv cut-off as rows (r×B), and their reciprocal eigenvalues.
     Eigen {
@@ -300,21 +409,44 @@ impl Background {
                 covariance.ncols()
             )));
         }
-        if covariance
-            .col_iter()
-            .any(|c| c.iter().any(|v| !v.is_finite()))
-        {
+        let lower = Mat::from_fn(
+            bands,
+            bands,
+            |i, j| if i >= j { covariance[(i, j)] } else { 0.0 },
+        );
+        Background::factor_lower(mean, lower, par, || Ok(covariance.to_owned()))
+    }
+
+    /// Factors the covariance whose lower triangle is `lower` (above it: zeros), in place.
+    /// `covariance` rebuilds the whole matrix for the eigendecomposition where Cholesky fails.
+    fn factor_lower(
+        mean: Vec<f64>,
+        mut lower: Mat<f64>,
+        par: Par,
+        covariance: impl FnOnce() -> Result<Mat<f64>, HsiError>,
+    ) -> Result<Background, HsiError> {
+        let bands = mean.len();
+        let finite = (0..bands).all(|j| {
+            let column = lower.col(j);
+            (j..bands).fold(true, |ok, i| ok & column[i].is_finite())
+        });
+        if !finite {
             return Err(HsiError::Detector("the covariance is not finite".into()));
         }
-        let largest_variance = (0..bands).map(|i| covariance[(i, i)]).fold(0.0, f64::max);
+        let largest_variance = (0..bands).map(|i| lower[(i, i)]).fold(0.0, f64::max);
         if largest_variance <= 0.0 {
             return Err(HsiError::Detector(
                 "every band is constant: the background has no variance to measure against".into(),
             ));
         }
-        let whitening = match cholesky_whitening(covariance, largest_variance) {
-            Some(w) => w,
-            None => eigen_whitening(covariance)?,
+        let whitening = if cholesky_in_place(&mut lower, largest_variance) {
+            Whitening::Cholesky {
+                lower,
+                lower32: OnceLock::new(),
+                whitener: OnceLock::new(),
+            }
+        } else {
+            eigen_whitening(covariance()?.as_ref())?
         };
         Ok(Background {
             mean,
@@ -361,9 +493,12 @@ impl Background {
         if count == 0 {
             return Ok(());
         }
-        if let Whitening::Cholesky { lower, inverse, .. } = &self.whitening
-            && count >= INVERSE_MIN_SPECTRA
-            && let Some(whitener) = inverse.get_or_init(|| self.inverse_whitener(lower.as_ref()))
+        if let Whitening::Cholesky {
+            lower, whitener, ..
+        } = &self.whitening
+            && let Some(whitener) = whitener.get_or_init(|| {
+                Whitener::forward_substitution(self.isa, &self.mean, lower.as_ref())
+            })
         {
             return self.split(spectra, scores, |chunk, out| {
                 whitener.squared_norms(chunk, out);
@@ -373,21 +508,6 @@ impl Background {
         self.split(spectra, scores, |chunk, out| {
             self.score_sequential(chunk, out)
         })
-    }
-
-    /// `L⁻¹` packed for the float32 kernel; `None` where the CPU lacks it.
-    fn inverse_whitener(&self, lower: MatRef<'_, f64>) -> Option<Whitener> {
-        if self.isa != Isa::Avx512 {
-            return None;
-        }
-        let bands = self.bands();
-        let mut inverse = Mat::<f64>::zeros(bands, bands);
-        faer::linalg::triangular_inverse::invert_lower_triangular(
-            inverse.as_mut(),
-            lower,
-            Par::Seq,
-        );
-        Whitener::new(self.isa, &self.mean, bands, true, |i, j| inverse[(i, j)])
     }
 
     /// Runs `score` over `spectra` and `scores` in one slice per worker.
@@ -420,10 +540,14 @@ impl Background {
             centred.extend(spectrum.iter().zip(&mean32).map(|(x, m)| x - m));
         }
         match &self.whitening {
-            Whitening::Cholesky { lower32: lower, .. } => {
-                // Solved in place in the centred copy: a stream scores every line this way.
+            Whitening::Cholesky { lower, lower32, .. } => {
+                let lower32 = lower32.get_or_init(|| {
+                    Mat::from_fn(bands, bands, |i, j| {
+                        if i >= j { lower[(i, j)] as f32 } else { 0.0 }
+                    })
+                });
                 faer::linalg::triangular_solve::solve_lower_triangular_in_place(
-                    lower.as_ref(),
+                    lower32.as_ref(),
                     faer::MatMut::from_column_major_slice_mut(&mut centred, bands, count),
                     Par::Seq,
                 );
@@ -468,45 +592,33 @@ impl Background {
     }
 }
 
-fn cholesky_whitening(covariance: MatRef<'_, f64>, largest_variance: f64) -> Option<Whitening> {
+/// Replaces the lower triangle of `lower` by its Cholesky factor; false where the covariance
+/// is not safely positive definite (the matrix is then scratch).
+fn cholesky_in_place(lower: &mut Mat<f64>, largest_variance: f64) -> bool {
     use faer::linalg::cholesky::llt::factor;
-    let bands = covariance.nrows();
-    // In place and on one thread: at a few hundred bands faer's default (the global thread
-    // pool) spends more on hand-offs than it saves, and a stream factors once per line.
-    let mut lower = Mat::from_fn(
-        bands,
-        bands,
-        |i, j| {
-            if i >= j { covariance[(i, j)] } else { 0.0 }
-        },
-    );
+    let bands = lower.nrows();
+    // On one thread: at a few hundred bands faer's default (the global thread pool) spends
+    // more on hand-offs than it saves, and a stream factors once per line.
     let mut memory = MemBuffer::new(factor::cholesky_in_place_scratch::<f64>(
         bands,
         Par::Seq,
         Default::default(),
     ));
-    factor::cholesky_in_place(
+    if factor::cholesky_in_place(
         lower.as_mut(),
         Default::default(),
         Par::Seq,
         MemStack::new(&mut memory),
         Default::default(),
     )
-    .ok()?;
+    .is_err()
+    {
+        return false;
+    }
     let smallest_pivot = (0..bands)
         .map(|i| lower[(i, i)] * lower[(i, i)])
         .fold(f64::INFINITY, f64::min);
-    if smallest_pivot < CHOLESKY_MIN_PIVOT * largest_variance {
-        return None;
-    }
-    let lower32 = Mat::from_fn(bands, bands, |i, j| {
-        if i >= j { lower[(i, j)] as f32 } else { 0.0 }
-    });
-    Some(Whitening::Cholesky {
-        lower,
-        lower32,
-        inverse: OnceLock::new(),
-    })
+    smallest_pivot >= CHOLESKY_MIN_PIVOT * largest_variance
 }
 
 fn eigen_whitening(covariance: MatRef<'_, f64>) -> Result<Whitening, HsiError> {
@@ -779,6 +891,32 @@ pub(crate) mod tests {
             let slow = slow.background().unwrap().score(cube.data()).unwrap();
             let slow: Vec<f64> = slow.iter().map(|&v| f64::from(v)).collect();
             assert_close(&fast, &slow, 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_blocked_forward_substitution_equals_a_triangular_solve() {
+        if Isa::detect() != Isa::Avx512 {
+            eprintln!("no AVX-512 on this CPU: only faer's solve runs here");
+            return;
+        }
+        // 101 bands: two full 48-row blocks that feed the third, a part-filled panel of 5;
+        // 203 pixels leave a part-filled tile of 8. Lines of one spectrum, and of many.
+        let cube = mixed_cube(7, 29, 101, 12);
+        let bands = cube.bands();
+        let mut accumulator = CovarianceAccumulator::new(bands, Par::Seq);
+        accumulator.add(cube.data()).unwrap();
+        let fast = accumulator.background().unwrap();
+        let mut slow = fast.clone();
+        slow.isa = Isa::Portable;
+        for spectra in [cube.data(), &cube.data()[..bands], cube.line(3)] {
+            let want: Vec<f64> = slow
+                .score(spectra)
+                .unwrap()
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            assert_close(&fast.score(spectra).unwrap(), &want, 1e-4);
         }
     }
 

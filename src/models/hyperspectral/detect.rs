@@ -17,7 +17,7 @@ pub struct StreamingRxDetect {
     settings: StreamingSettings,
     par: Par,
     rx: Option<StreamingRx>,
-    /// Lines held by the warm-up (without their values, which StreamingRx keeps), so that
+    /// Lines not scored yet (without their values, which StreamingRx keeps), so that
     /// their stamps and map info travel with their scores.
     held: std::collections::VecDeque<SpectralLine>,
 }
@@ -34,6 +34,21 @@ impl StreamingRxDetect {
             rx: None,
             held: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Scores come back oldest first, one per held line.
+    fn pair(&mut self, scored: Vec<ScoredLine>) -> Result<Vec<LineScores>, StageError> {
+        let mut out = Vec::with_capacity(scored.len());
+        for scored in scored {
+            let Some(line) = self.held.pop_front() else {
+                return Err(StageError {
+                    stage: "detect",
+                    detail: format!("line {} was scored but never held", scored.index),
+                });
+            };
+            out.push(LineScores { scored, line });
+        }
+        Ok(out)
     }
 }
 
@@ -59,17 +74,21 @@ impl Detect for StreamingRxDetect {
             values: Vec::new(),
             ..line
         });
-        let mut out = Vec::with_capacity(scored.len());
-        for scored in scored {
-            // Scores come back oldest first, one per held line.
-            let Some(line) = self.held.pop_front() else {
-                return Err(StageError {
-                    stage: "detect",
-                    detail: format!("line {} was scored but never held", scored.index),
-                });
-            };
-            out.push(LineScores { scored, line });
+        self.pair(scored)
+    }
+
+    /// The lines still held when the stream ends, scored against all of it.
+    fn finish(&mut self) -> Result<Option<Vec<LineScores>>, StageError> {
+        let Some(rx) = &mut self.rx else {
+            return Ok(None);
+        };
+        let scored = rx.finish().map_err(|err| StageError {
+            stage: "detect",
+            detail: err.to_string(),
+        })?;
+        if scored.is_empty() {
+            return Ok(None);
         }
-        Ok(out)
+        self.pair(scored).map(Some)
     }
 }
