@@ -64,11 +64,21 @@ fn repo() -> PathBuf {
 
 /// Runs a peer script and reads the JSON object it prints.
 fn peer_json(script: &Path, args: &[String]) -> Result<serde_json::Value, BenchError> {
+    peer_json_with(script, args, &[])
+}
+
+/// [`peer_json`] with extra environment variables for the peer (its BLAS threads, say).
+fn peer_json_with(
+    script: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Result<serde_json::Value, BenchError> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let peer = script.display().to_string();
     let output = Command::new(&python)
         .arg(script)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .map_err(|err| BenchError::Peer {
             peer: peer.clone(),
@@ -427,6 +437,18 @@ fn tempfile_dir() -> Result<PathBuf, BenchError> {
     Ok(dir)
 }
 
+/// The lines the streaming RX bench replays: a synthetic 64-line scene.
+fn streaming_bench_lines(width: usize, bands: usize) -> Result<crate::hsi::Cube, BenchError> {
+    let scene = crate::hsi::synthetic::Scene::generate(&crate::hsi::synthetic::SceneConfig {
+        rows: 64,
+        cols: width,
+        bands,
+        ..Default::default()
+    })
+    .map_err(setup)?;
+    Ok(scene.cube)
+}
+
 /// Streaming RX throughput: lines per second at `width` pixels × `bands` bands, refactoring
 /// the covariance every `refresh_every_lines` lines (1 = exact causal RX), over `seconds` of
 /// synthetic lines.
@@ -436,14 +458,7 @@ pub fn streaming_rx_lines_per_s(
     refresh_every_lines: usize,
     seconds: f64,
 ) -> Result<f64, BenchError> {
-    let scene = crate::hsi::synthetic::Scene::generate(&crate::hsi::synthetic::SceneConfig {
-        rows: 64,
-        cols: width,
-        bands,
-        ..Default::default()
-    })
-    .map_err(setup)?;
-    let cube = scene.cube;
+    let cube = streaming_bench_lines(width, bands)?;
     let mut rx = crate::hsi::streaming::StreamingRx::new(
         width,
         bands,
@@ -468,6 +483,47 @@ pub fn streaming_rx_lines_per_s(
         lines += 1;
     }
     Ok(lines as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The same exact causal RX per line in numpy and scipy (`scripts/bench/streaming_peer.py`)
+/// on the same lines, with 1 and with 2 BLAS threads: the faster, in lines per second, and its
+/// thread count. Two OpenBLAS copies (numpy's and scipy's) fight over two cores, so one
+/// thread is often the faster here.
+pub fn streaming_rx_peer(
+    width: usize,
+    bands: usize,
+    seconds: f64,
+) -> Result<(f64, u32), BenchError> {
+    let cube = streaming_bench_lines(width, bands)?;
+    let dir = tempfile_dir()?;
+    let path = dir.join("lines.npy");
+    let written = write_npy(&path, &[cube.rows(), width, bands], cube.data()).map_err(setup);
+    let script = repo().join("scripts/bench/streaming_peer.py");
+    let args = [
+        "--lines".to_string(),
+        path.display().to_string(),
+        "--seconds".into(),
+        seconds.to_string(),
+    ];
+    let runs = written.and_then(|()| {
+        [1u32, 2]
+            .into_iter()
+            .map(|threads| {
+                let threads_text = threads.to_string();
+                let env = [
+                    ("OPENBLAS_NUM_THREADS", threads_text.as_str()),
+                    ("OMP_NUM_THREADS", threads_text.as_str()),
+                ];
+                let peer = peer_json_with(&script, &args, &env)?;
+                Ok((number(&peer, "lines_per_s")?, threads))
+            })
+            .collect::<Result<Vec<_>, BenchError>>()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(runs?.into_iter().fold(
+        (0.0, 1),
+        |best, run| if run.0 > best.0 { run } else { best },
+    ))
 }
 
 /// ISSTAD-edge speed, in one run: the int8 graph in vigil against onnxruntime on the same file

@@ -507,6 +507,13 @@ fn bench(runs: usize, suite: BenchSuite) -> Result<()> {
             println!(
                 "streaming RX, 512 px × 200 bands, covariance refactored every {refresh} line(s), 2 threads: {lines_per_s:.0} lines/s"
             );
+            if refresh == 1 {
+                let (peer, threads) = vigil::bench::streaming_rx_peer(512, 200, 3.0)?;
+                println!(
+                    "  the same per line in numpy + scipy ({threads} BLAS thread(s), the faster of 1 and 2): {peer:.0} lines/s; vigil is {:.1}× as fast",
+                    lines_per_s / peer
+                );
+            }
         }
         for comparison in vigil::bench::fers_edge(runs.clamp(5, 50))? {
             print(&comparison);
