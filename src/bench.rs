@@ -535,6 +535,10 @@ pub struct IsstadBench {
     pub int8: Comparison,
     /// The fp32 graph in vigil, same frame and thread.
     pub fp32_ms: f64,
+    /// fp32 time over int8 time, the median over back-to-back pairs of runs: on a shared
+    /// machine whose speed drifts by half within minutes, the ratio of two medians taken
+    /// minutes apart says more about the neighbours than about int8.
+    pub int8_speedup: f64,
     /// Frames per second through prepare → detect → decide (anomaly map, boxes, snapshots
     /// off), each stage on its own thread, frames offered as fast as the source can.
     pub pipeline_fps: f64,
@@ -569,25 +573,47 @@ fn isstad_frame() -> Result<crate::capture::VideoFrame, BenchError> {
 }
 
 /// Median single-thread latency of one ISSTAD-edge graph in vigil on `input`.
-fn isstad_latency_ms(
+/// Median latencies of the int8 and fp32 graphs on `input`, and the median over `runs` pairs
+/// of the fp32/int8 ratio, each pair run back to back (alternating which goes first).
+fn isstad_int8_against_fp32(
     manifest: &Manifest,
-    name: &str,
+    int8: &str,
+    fp32: &str,
     input: &[f32],
     runs: usize,
-) -> Result<f64, BenchError> {
-    let plan = Plan::load(manifest, name).map_err(setup)?;
-    let mut detector = crate::models::industrial::IsstadDetector::new(&plan).map_err(setup)?;
+) -> Result<(f64, f64, f64), BenchError> {
+    let detector = |name: &str| {
+        let plan = Plan::load(manifest, name).map_err(setup)?;
+        crate::models::industrial::IsstadDetector::new(&plan).map_err(setup)
+    };
+    let (mut quantized, mut float) = (detector(int8)?, detector(fp32)?);
     for _ in 0..3 {
-        detector.run(input).map_err(setup)?;
+        quantized.run(input).map_err(setup)?;
+        float.run(input).map_err(setup)?;
     }
-    let times = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            detector.run(input).map(|_| start.elapsed())
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(setup)?;
-    Ok(median_ms(times))
+    let time = |detector: &mut crate::models::industrial::IsstadDetector| {
+        let start = Instant::now();
+        detector.run(input).map(|_| start.elapsed()).map_err(setup)
+    };
+    let (mut int8_times, mut fp32_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..runs {
+        let (q, f) = if pair % 2 == 0 {
+            let q = time(&mut quantized)?;
+            (q, time(&mut float)?)
+        } else {
+            let f = time(&mut float)?;
+            (time(&mut quantized)?, f)
+        };
+        ratios.push(f.as_secs_f64() / q.as_secs_f64());
+        int8_times.push(q);
+        fp32_times.push(f);
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok((
+        median_ms(int8_times),
+        median_ms(fp32_times),
+        ratios[ratios.len() / 2],
+    ))
 }
 
 pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, BenchError> {
@@ -601,8 +627,8 @@ pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, Be
     let spec = IsstadSpec::from_manifest(manifest.model(INT8).map_err(setup)?).map_err(setup)?;
     let mut prepare = IndustrialPrepare::new(spec.side).map_err(setup)?;
     let input = prepare.frame(&frame).map_err(setup)?.image;
-    let ours_ms = isstad_latency_ms(&manifest, INT8, &input, runs)?;
-    let fp32_ms = isstad_latency_ms(&manifest, FP32, &input, runs)?;
+    let (ours_ms, fp32_ms, int8_speedup) =
+        isstad_int8_against_fp32(&manifest, INT8, FP32, &input, runs.max(1))?;
     let dir = tempfile_dir()?;
     let npy = dir.join("frame.npy");
     write_npy(&npy, &[1, 3, spec.side, spec.side], &input).map_err(setup)?;
@@ -651,6 +677,7 @@ pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, Be
             peer_ms,
         },
         fp32_ms,
+        int8_speedup,
         pipeline_fps: frames_decided as f64 / elapsed,
         frames_decided,
         frames_dropped,
