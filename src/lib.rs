@@ -10,6 +10,8 @@ pub mod capture;
 pub mod decide;
 pub mod detector;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hsi;
 pub mod io;
 pub mod metrics;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vigil::train::pytorch::{TorchReadError, read_state_dict};
+use vigil::io::pytorch::{TorchReadError, read_state_dict};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(

@@ -17,7 +17,7 @@ pub mod nn;
 pub mod onnx;
 pub mod parity;
 pub mod plot;
-pub mod pytorch;
+pub use crate::io::pytorch;
 pub mod quantize;
 pub mod release;
 pub use crate::rng;
