@@ -437,8 +437,9 @@ fn tempfile_dir() -> Result<PathBuf, BenchError> {
     Ok(dir)
 }
 
-/// The lines the streaming RX bench replays: a synthetic 64-line scene.
-fn streaming_bench_lines(width: usize, bands: usize) -> Result<crate::hsi::Cube, BenchError> {
+/// The lines the streaming RX benches replay: a synthetic 64-line scene, made once and handed
+/// to [`streaming_rx_lines_per_s`] and [`streaming_rx_peer`].
+pub fn streaming_bench_lines(width: usize, bands: usize) -> Result<crate::hsi::Cube, BenchError> {
     let scene = crate::hsi::synthetic::Scene::generate(&crate::hsi::synthetic::SceneConfig {
         rows: 64,
         cols: width,
@@ -449,19 +450,16 @@ fn streaming_bench_lines(width: usize, bands: usize) -> Result<crate::hsi::Cube,
     Ok(scene.cube)
 }
 
-/// Streaming RX throughput: lines per second at `width` pixels × `bands` bands, refactoring
-/// the covariance every `refresh_every_lines` lines (1 = exact causal RX), over `seconds` of
-/// synthetic lines.
+/// Streaming RX throughput: lines per second over the lines of `cube` replayed for `seconds`,
+/// refactoring the covariance every `refresh_every_lines` lines (1 = exact causal RX).
 pub fn streaming_rx_lines_per_s(
-    width: usize,
-    bands: usize,
+    cube: &crate::hsi::Cube,
     refresh_every_lines: usize,
     seconds: f64,
 ) -> Result<f64, BenchError> {
-    let cube = streaming_bench_lines(width, bands)?;
     let mut rx = crate::hsi::streaming::StreamingRx::new(
-        width,
-        bands,
+        cube.cols(),
+        cube.bands(),
         crate::hsi::streaming::StreamingSettings {
             refresh_every_lines,
             ..Default::default()
@@ -486,18 +484,18 @@ pub fn streaming_rx_lines_per_s(
 }
 
 /// The same exact causal RX per line in numpy and scipy (`scripts/bench/streaming_peer.py`)
-/// on the same lines, with 1 and with 2 BLAS threads: the faster, in lines per second, and its
-/// thread count. Two OpenBLAS copies (numpy's and scipy's) fight over two cores, so one
+/// on the lines of `cube`, with 1 and with 2 BLAS threads: the faster, in lines per second,
+/// and its thread count. Two OpenBLAS copies (numpy's and scipy's) fight over two cores, so one
 /// thread is often the faster here.
-pub fn streaming_rx_peer(
-    width: usize,
-    bands: usize,
-    seconds: f64,
-) -> Result<(f64, u32), BenchError> {
-    let cube = streaming_bench_lines(width, bands)?;
+pub fn streaming_rx_peer(cube: &crate::hsi::Cube, seconds: f64) -> Result<(f64, u32), BenchError> {
     let dir = tempfile_dir()?;
     let path = dir.join("lines.npy");
-    let written = write_npy(&path, &[cube.rows(), width, bands], cube.data()).map_err(setup);
+    let written = write_npy(
+        &path,
+        &[cube.rows(), cube.cols(), cube.bands()],
+        cube.data(),
+    )
+    .map_err(setup);
     let script = repo().join("scripts/bench/streaming_peer.py");
     let args = [
         "--lines".to_string(),
@@ -572,7 +570,6 @@ fn isstad_frame() -> Result<crate::capture::VideoFrame, BenchError> {
     })
 }
 
-/// Median single-thread latency of one ISSTAD-edge graph in vigil on `input`.
 /// Median latencies of the int8 and fp32 graphs on `input`, and the median over `runs` pairs
 /// of the fp32/int8 ratio, each pair run back to back (alternating which goes first).
 fn isstad_int8_against_fp32(

@@ -501,13 +501,14 @@ fn bench(runs: usize, suite: BenchSuite) -> Result<()> {
         for comparison in vigil::bench::hsi_rx(runs.clamp(5, 50))? {
             print(&comparison);
         }
+        let lines = vigil::bench::streaming_bench_lines(512, 200)?;
         for refresh in [1, 8] {
-            let lines_per_s = vigil::bench::streaming_rx_lines_per_s(512, 200, refresh, 3.0)?;
+            let lines_per_s = vigil::bench::streaming_rx_lines_per_s(&lines, refresh, 3.0)?;
             println!(
                 "streaming RX, 512 px × 200 bands, covariance refactored every {refresh} line(s), 2 threads: {lines_per_s:.0} lines/s"
             );
             if refresh == 1 {
-                let (peer, threads) = vigil::bench::streaming_rx_peer(512, 200, 3.0)?;
+                let (peer, threads) = vigil::bench::streaming_rx_peer(&lines, 3.0)?;
                 println!(
                     "  the same per line in numpy + scipy ({threads} BLAS thread(s), the faster of 1 and 2): {peer:.0} lines/s; vigil is {:.1}× as fast",
                     lines_per_s / peer

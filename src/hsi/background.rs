@@ -149,35 +149,22 @@ impl CovarianceAccumulator {
         Ok(())
     }
 
-    /// faer's rank-k update, for CPUs without the AVX-512 kernel and batches too small for it.
-    fn add_portable(&mut self, spectra: &[f32]) -> Result<(), HsiError> {
-        if !spectra.len().is_multiple_of(self.bands) {
-            return Err(HsiError::Detector(format!(
-                "a batch of {} values is not a whole number of {}-band spectra",
-                spectra.len(),
-                self.bands
-            )));
-        }
-        let k = spectra.len() / self.bands;
+    /// A fresh accumulator holding `spectra` (whole spectra, as [`Reducer::reduce_into`], the
+    /// one caller, has checked), by faer's product: for CPUs without the AVX-512 kernel and
+    /// batches too small for it.
+    fn of_spectra_portable(bands: usize, isa: Isa, spectra: &[f32]) -> CovarianceAccumulator {
+        let mut accumulator = CovarianceAccumulator::new(bands, Par::Seq);
+        accumulator.isa = isa;
+        let k = spectra.len() / bands;
         if k == 0 {
-            return Ok(());
+            return accumulator;
         }
-        let batch_mean = mean_of(spectra, self.bands);
+        let mean = mean_of(spectra, bands);
         // The batch's own scatter about its own mean, as a B×k matrix times its transpose.
-        let centred = centred_f64(spectra, self.bands, &batch_mean);
-        let centred = MatRef::from_column_major_slice(&centred, self.bands, k);
-        let n = self.count as f64;
-        let kf = k as f64;
-        let total = n + kf;
-        // Chan et al.: M2 = M2_a + M2_b + δ·δᵀ·n·k/(n + k), with δ = μ_b − μ_a.
-        let delta: Vec<f64> = batch_mean
-            .iter()
-            .zip(&self.mean)
-            .map(|(b, a)| b - a)
-            .collect();
-        let delta = MatRef::from_column_major_slice(&delta, self.bands, 1);
+        let centred = centred_f64(spectra, bands, &mean);
+        let centred = MatRef::from_column_major_slice(&centred, bands, k);
         matmul(
-            self.scatter.as_mut(),
+            accumulator.scatter.as_mut(),
             BlockStructure::TriangularLower,
             Accum::Add,
             centred,
@@ -185,26 +172,11 @@ impl CovarianceAccumulator {
             centred.transpose(),
             BlockStructure::Rectangular,
             1.0,
-            self.par,
+            Par::Seq,
         );
-        if self.count > 0 {
-            matmul(
-                self.scatter.as_mut(),
-                BlockStructure::TriangularLower,
-                Accum::Add,
-                delta,
-                BlockStructure::Rectangular,
-                delta.transpose(),
-                BlockStructure::Rectangular,
-                n * kf / total,
-                Par::Seq,
-            );
-        }
-        for (m, b) in self.mean.iter_mut().zip(&batch_mean) {
-            *m += (b - *m) * kf / total;
-        }
-        self.count += k;
-        Ok(())
+        accumulator.mean = mean;
+        accumulator.count = k;
+        accumulator
     }
 
     /// Adds everything another accumulator holds, as if its spectra had been added here.
@@ -343,28 +315,27 @@ impl Reducer {
             batch.parts.resize_with(chunks.len(), BatchPart::default);
             chunks
                 .zip(batch.parts.par_iter_mut())
-                .try_for_each(|(chunk, part)| self.reduce_part(chunk, part))
+                .for_each(|(chunk, part)| self.reduce_part(chunk, part));
         } else {
             batch.parts.resize_with(1, BatchPart::default);
-            self.reduce_part(spectra, &mut batch.parts[0])
+            self.reduce_part(spectra, &mut batch.parts[0]);
         }
+        Ok(())
     }
 
     /// One core's share of a batch: the AVX-512 kernel's scatter where it runs, else faer's.
-    fn reduce_part(&self, spectra: &[f32], part: &mut BatchPart) -> Result<(), HsiError> {
+    fn reduce_part(&self, spectra: &[f32], part: &mut BatchPart) {
         if !matches!(part, BatchPart::Scatter(_)) {
             *part = BatchPart::default();
         }
         if let BatchPart::Scatter(scatter) = part
             && scatter.reduce(self.isa, spectra, self.bands)
         {
-            return Ok(());
+            return;
         }
-        let mut accumulated = CovarianceAccumulator::new(self.bands, Par::Seq);
-        accumulated.isa = self.isa;
-        accumulated.add_portable(spectra)?;
-        *part = BatchPart::Accumulated(accumulated);
-        Ok(())
+        *part = BatchPart::Accumulated(CovarianceAccumulator::of_spectra_portable(
+            self.bands, self.isa, spectra,
+        ));
     }
 }
 
