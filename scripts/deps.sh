@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing vigil needs, when missing, on Debian as root:
 # GStreamer development files and plugins, libclang (v4l bindings), the aarch64 cross
-# toolchain and qemu-user (ARM tests), Rust with the aarch64 target, and the Python packages
-# the reference scripts use, and a font for vigil-train's plots. Every step is skipped when already satisfied.
+# toolchain and qemu-user (ARM tests), Mosquitto and openssl (the MQTT tests' broker and its
+# TLS certificates), Rust with the aarch64 target, the Python packages the reference scripts
+# use, and a font for vigil-train's plots. Every step is skipped when already satisfied.
 set -euo pipefail
 want_cross=${VIGIL_CROSS:-1}
 
 packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good libclang-dev python3 python3-pip python3-venv curl ca-certificates fonts-dejavu-core)
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good libclang-dev mosquitto openssl python3 python3-pip python3-venv curl ca-certificates fonts-dejavu-core)
 if [ "$want_cross" = 1 ]; then
   packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 fi

@@ -73,6 +73,20 @@ fn default_alert_queue() -> usize {
 pub enum SinkSettings {
     /// JSON lines to a file, or to stdout when `path` is "-".
     Jsonl { name: String, path: PathBuf },
+    /// An MQTT broker (QoS 1, retained availability with a Last Will).
+    Mqtt(crate::sinks::MqttSettings),
+    /// HTTP POST per alert, retried with backoff.
+    Webhook(crate::sinks::WebhookSettings),
+}
+
+impl SinkSettings {
+    pub fn name(&self) -> &str {
+        match self {
+            SinkSettings::Jsonl { name, .. } => name,
+            SinkSettings::Mqtt(mqtt) => &mqtt.name,
+            SinkSettings::Webhook(webhook) => &webhook.name,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,9 +165,12 @@ impl Profile {
         }
         let mut sink_names = std::collections::BTreeSet::new();
         for sink in &profile.alerts.sinks {
-            let SinkSettings::Jsonl { name, .. } = sink;
-            if !sink_names.insert(name.as_str()) {
+            let name = sink.name();
+            if !sink_names.insert(name) {
                 return Err(invalid(format!("sink {name} appears twice")));
+            }
+            if let SinkSettings::Mqtt(_) = sink {
+                profile.check_topic_levels(name).map_err(invalid)?;
             }
         }
         if let Some(metrics) = &profile.metrics
@@ -166,6 +183,23 @@ impl Profile {
             )));
         }
         Ok(profile)
+    }
+
+    /// Box, stream and model names become MQTT topic levels: they must be valid ones.
+    fn check_topic_levels(&self, sink: &str) -> Result<(), String> {
+        let levels = std::iter::once(("box name", &self.device.name)).chain(
+            self.streams
+                .iter()
+                .flat_map(|s| [("stream name", &s.name), ("model", &s.model)]),
+        );
+        for (what, level) in levels {
+            if let Some(why) = crate::sinks::mqtt::bad_topic_level(level) {
+                return Err(format!(
+                    "{what} {level:?} {why}, so it cannot be a topic level of mqtt sink {sink}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A path from the profile, relative to the profile's folder unless absolute.
@@ -259,6 +293,22 @@ source = { kind = "synth", duration_s = 1.0 }
                 .to_string()
                 .contains("longer than")
         );
+        let mqtt = GOOD.replace(
+            r#"[{ kind = "jsonl", name = "out", path = "-" }]"#,
+            r#"[{ kind = "mqtt", name = "broker", host = "b" }]"#,
+        );
+        assert!(parse(&mqtt).is_ok());
+        let err = parse(&mqtt.replace("name = \"mic\"", "name = \"mic/1\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stream name \"mic/1\" contains '/'") && err.contains("mqtt sink broker"),
+            "{err}"
+        );
+        let err = parse(&mqtt.replace("name = \"t\"", "name = \"t#\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wildcard"), "{err}");
         let bad_kind = GOOD.replace("kind = \"synth\"", "kind = \"webcam\"");
         assert!(parse(&bad_kind).unwrap_err().to_string().contains("webcam"));
         assert!(parse("not toml = = =").is_err());

@@ -21,7 +21,7 @@ use crate::models::industrial::{
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
 use crate::prepare::mel::LogMelConfig;
 use crate::profile::{Profile, SinkSettings, SourceSettings, StreamSettings};
-use crate::sinks::{AlertBus, BusError, JsonLines, Sink, SinkError};
+use crate::sinks::{AlertBus, BusError, JsonLines, MqttSink, Sink, SinkError, Webhook};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -162,14 +162,38 @@ fn build_sinks(profile: &Profile) -> Result<Vec<Box<dyn Sink>>, RuntimeError> {
         .sinks
         .iter()
         .map(|sink| -> Result<Box<dyn Sink>, RuntimeError> {
-            let SinkSettings::Jsonl { name, path } = sink;
-            if path.as_os_str() == "-" {
-                Ok(Box::new(JsonLines::stdout(name)))
-            } else {
-                Ok(Box::new(JsonLines::file(name, &profile.resolve(path))?))
-            }
+            let box_name = &profile.device.name;
+            Ok(match sink {
+                SinkSettings::Jsonl { name, path } if path.as_os_str() == "-" => {
+                    Box::new(JsonLines::stdout(name))
+                }
+                SinkSettings::Jsonl { name, path } => {
+                    Box::new(JsonLines::file(name, &profile.resolve(path))?)
+                }
+                SinkSettings::Mqtt(mqtt) => {
+                    Box::new(MqttSink::start(mqtt, box_name, &profile.dir)?)
+                }
+                SinkSettings::Webhook(webhook) => Box::new(Webhook::new(webhook, box_name)?),
+            })
         })
         .collect()
+}
+
+/// What `vigil check` does with the sinks: everything short of opening connections.
+fn check_sinks(profile: &Profile) -> Result<(), RuntimeError> {
+    for sink in &profile.alerts.sinks {
+        match sink {
+            SinkSettings::Mqtt(mqtt) => MqttSink::check(mqtt, &profile.device.name, &profile.dir)?,
+            SinkSettings::Jsonl { name, path } if path.as_os_str() != "-" => {
+                JsonLines::file(name, &profile.resolve(path))?;
+            }
+            SinkSettings::Jsonl { .. } => {}
+            SinkSettings::Webhook(webhook) => {
+                Webhook::new(webhook, &profile.device.name)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Everything one stream needs, built and checked but not yet running.
@@ -425,7 +449,7 @@ pub fn check(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
             stream.model
         ));
     }
-    build_sinks(profile)?;
+    check_sinks(profile)?;
     Ok(report)
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
@@ -22,8 +22,13 @@ pub enum BusError {
     Metrics(#[from] crate::metrics::MetricsError),
 }
 
-/// How long a sink that failed waits before the bus tries it again.
-const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// How long a sink that failed waits before the bus tries it again: doubled after each
+/// failure in a row up to the maximum, so a broker or endpoint that is down for hours is not
+/// hammered, and reset by the first success.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long the bus waits before retrying an append to a full journal.
+const FULL_JOURNAL_WAIT: Duration = Duration::from_millis(500);
 /// A bus with no alert for this long is idle.
 const IDLE_AFTER: Duration = Duration::from_millis(200);
 
@@ -39,6 +44,21 @@ struct Delivery {
     failed: Counter,
     /// The sink failed; everything from the journal's pending list is retried after a pause.
     behind: bool,
+    /// When a sink that is behind is tried next, and the pause after that if it fails again.
+    retry_at: Instant,
+    retry_delay: Duration,
+}
+
+impl Delivery {
+    fn failed(&mut self) {
+        self.behind = true;
+        self.retry_at = Instant::now() + self.retry_delay;
+        self.retry_delay = (self.retry_delay * 2).min(RETRY_MAX);
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.behind && self.retry_at <= now
+    }
 }
 
 impl AlertBus {
@@ -69,7 +89,10 @@ impl AlertBus {
                         &labels,
                     )?,
                     sink,
+                    // Replay whatever the journal holds for it first.
                     behind: true,
+                    retry_at: Instant::now(),
+                    retry_delay: RETRY_FIRST,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -118,13 +141,15 @@ fn run(
     metrics: Metrics,
 ) -> Result<(), JournalError> {
     // Replay first: anything journaled before a crash that a sink never acknowledged.
-    catch_up(&mut journal, &mut deliveries)?;
+    catch_up(&mut journal, &mut deliveries, Retry::Due)?;
     loop {
-        let timeout = if deliveries.iter().any(|d| d.behind) {
-            RETRY_AFTER
-        } else {
-            IDLE_AFTER
-        };
+        let now = Instant::now();
+        let next_retry = deliveries
+            .iter()
+            .filter(|d| d.behind)
+            .map(|d| d.retry_at.saturating_duration_since(now))
+            .min();
+        let timeout = next_retry.map_or(IDLE_AFTER, |wait| wait.min(IDLE_AFTER));
         match receiver.recv_timeout(timeout) {
             Ok(mut alert) => {
                 if !append_durably(&mut journal, &mut alert, &mut deliveries)? {
@@ -141,12 +166,12 @@ fn run(
             Err(RecvTimeoutError::Timeout) => journal.sync_acks()?,
             Err(RecvTimeoutError::Disconnected) => {
                 // Last chance for sinks that were behind; what they still miss stays journaled.
-                catch_up(&mut journal, &mut deliveries)?;
+                catch_up(&mut journal, &mut deliveries, Retry::All)?;
                 journal.compact()?;
                 return journal.close();
             }
         }
-        catch_up(&mut journal, &mut deliveries)?;
+        catch_up(&mut journal, &mut deliveries, Retry::Due)?;
     }
 }
 
@@ -162,8 +187,8 @@ fn append_durably(
             Ok(_) => return Ok(true),
             Err(JournalError::Full { .. }) => {
                 log::warn!("alert journal full; waiting for sinks to acknowledge");
-                std::thread::sleep(RETRY_AFTER);
-                catch_up(journal, deliveries)?;
+                std::thread::sleep(FULL_JOURNAL_WAIT);
+                catch_up(journal, deliveries, Retry::Due)?;
                 journal.compact()?;
             }
             // One malformed alert (a NaN score, say) is that producer's bug: refuse it loudly
@@ -185,23 +210,45 @@ fn deliver(
     match delivery.sink.deliver(alert) {
         Ok(()) => {
             delivery.delivered.inc();
+            delivery.retry_delay = RETRY_FIRST;
             journal.ack(delivery.sink.name(), alert.id)
         }
         Err(err) => {
             delivery.failed.inc();
-            delivery.behind = true;
+            delivery.failed();
             log::warn!(
-                "{err}; alert {} stays in the journal and will be retried",
-                alert.id
+                "{err}; alert {} stays in the journal, retried in {} ms",
+                alert.id,
+                delivery
+                    .retry_at
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
             );
             Ok(())
         }
     }
 }
 
+/// Which lagging sinks [`catch_up`] tries.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// Those whose backoff has run out.
+    Due,
+    /// All of them: the bus is closing.
+    All,
+}
+
 /// Delivers, in order, everything the journal holds that a lagging sink has not acknowledged.
-fn catch_up(journal: &mut Journal, deliveries: &mut [Delivery]) -> Result<(), JournalError> {
-    for delivery in deliveries.iter_mut().filter(|d| d.behind) {
+fn catch_up(
+    journal: &mut Journal,
+    deliveries: &mut [Delivery],
+    retry: Retry,
+) -> Result<(), JournalError> {
+    let now = Instant::now();
+    for delivery in deliveries.iter_mut().filter(|d| match retry {
+        Retry::Due => d.due(now),
+        Retry::All => d.behind,
+    }) {
         delivery.behind = false;
         for alert in journal.pending(delivery.sink.name())? {
             deliver(journal, delivery, &alert?)?;

@@ -4,9 +4,13 @@
 mod bus;
 pub mod journal;
 mod jsonl;
+pub mod mqtt;
+pub mod webhook;
 
 pub use bus::{AlertBus, BusError};
 pub use jsonl::JsonLines;
+pub use mqtt::{MqttSettings, MqttSink};
+pub use webhook::{Webhook, WebhookSettings};
 
 use crate::alert::Alert;
 
@@ -24,4 +28,22 @@ pub trait Sink: Send {
     /// Stable name: the journal keeps each sink's acknowledgements under it.
     fn name(&self) -> &str;
     fn deliver(&mut self, alert: &Alert) -> Result<(), SinkError>;
+}
+
+/// The event body: what the record is in the event's life, which box sent it, and the alert.
+pub fn event_body(box_name: &str, alert: &Alert) -> Result<Vec<u8>, String> {
+    #[derive(serde::Serialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        kind: crate::alert::Phase,
+        #[serde(rename = "box")]
+        box_name: &'a str,
+        alert: &'a Alert,
+    }
+    serde_json::to_vec(&Event {
+        kind: alert.phase,
+        box_name,
+        alert,
+    })
+    .map_err(|err| format!("alert {} cannot be encoded: {err}", alert.id))
 }

@@ -58,3 +58,5 @@ pub fn alert(event: u64) -> Alert {
         snapshot: None,
     }
 }
+
+pub mod mosquitto;
