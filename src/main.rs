@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use vigil::detector::Manifest;
 use vigil::profile::Profile;
@@ -388,7 +389,8 @@ snapshot_every = 5
     log::info!(
         "demo: a factory line, {FACTORY_FRAMES} frames of a brick part at 10 frames/s; a crack and a stain appear at frame {FACTORY_DEFECT_FROM}"
     );
-    vigil::runtime::run(&profile, stop).map_err(|err| anyhow::anyhow!(err))?;
+    vigil::runtime::run(&profile, stop, &AtomicBool::new(false))
+        .map_err(|err| anyhow::anyhow!(err))?;
     log::info!(
         "demo: factory-line heatmap snapshots are in {}",
         snapshots.display()
@@ -405,11 +407,17 @@ fn main() -> Result<()> {
         .target(env_logger::Target::Stderr)
         .init();
     let cli = Cli::parse();
-    // Set by SIGINT or SIGTERM: open events are ended and every alert reaches the journal.
+    // Set by SIGINT or SIGTERM: open events are ended and every alert reaches the journal. A
+    // second one while stopping exits at once. SIGHUP reloads `vigil run`'s profile.
     let stop = Arc::new(AtomicBool::new(false));
-    let handler_stop = stop.clone();
-    ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst))
-        .context("cannot install the SIGINT/SIGTERM handler")?;
+    let reload = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
+            .context("cannot install the SIGINT/SIGTERM handler")?;
+    }
+    signal_hook::flag::register(SIGHUP, reload.clone())
+        .context("cannot install the SIGHUP handler")?;
     match cli.command {
         Command::Check { profile } => {
             let loaded = Profile::load(&profile)?;
@@ -419,7 +427,7 @@ fn main() -> Result<()> {
             println!("{}: ok", profile.display());
         }
         Command::Run { profile } => {
-            vigil::runtime::run(&profile, &stop).map_err(|err| anyhow::anyhow!(err))?;
+            vigil::runtime::run(&profile, &stop, &reload).map_err(|err| anyhow::anyhow!(err))?;
         }
         Command::Demo => {
             let profile = repo_path("targets/demo.toml");
@@ -443,7 +451,7 @@ fn main() -> Result<()> {
                 "demo: a 100-line hyperspectral flight line at 50 lines/s with sub-pixel targets at (row, col) {:?}",
                 scene.targets
             );
-            vigil::runtime::run(&profile, &stop).map_err(|err| anyhow::anyhow!(err))?;
+            vigil::runtime::run(&profile, &stop, &reload).map_err(|err| anyhow::anyhow!(err))?;
             if !stop.load(Ordering::SeqCst) {
                 demo_factory_line(&stop)?;
             }

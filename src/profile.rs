@@ -33,6 +33,17 @@ pub struct Profile {
     /// Folder the profile was read from: relative paths in it are relative to that folder.
     #[serde(skip)]
     pub dir: PathBuf,
+    /// The profile as TOML values, for telling what a reload changed.
+    #[serde(skip)]
+    pub tables: ProfileTables,
+}
+
+/// A profile's TOML split the way a reload treats it: each stream on its own, and everything
+/// else (box, alerts, metrics), whose change restarts the whole runtime.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileTables {
+    pub shared: toml::Table,
+    pub streams: std::collections::BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +55,7 @@ pub struct BoxSettings {
     pub manifest: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
     /// Where the Prometheus text endpoint listens; loopback unless `expose` is set.
@@ -147,6 +158,7 @@ impl Profile {
         let mut profile: Profile = toml::from_str(text)
             .map_err(|err| invalid(err.to_string().trim().replace('\n', " ")))?;
         profile.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        profile.tables = split_tables(text).map_err(invalid)?;
         if profile.streams.is_empty() {
             return Err(invalid("no [[stream]]".into()));
         }
@@ -210,6 +222,24 @@ impl Profile {
             self.dir.join(path)
         }
     }
+}
+
+fn split_tables(text: &str) -> Result<ProfileTables, String> {
+    let mut shared: toml::Table = toml::from_str(text).map_err(|err| err.to_string())?;
+    let streams = match shared.remove("stream") {
+        Some(toml::Value::Array(streams)) => streams
+            .into_iter()
+            .map(|stream| {
+                let name = stream
+                    .get("name")
+                    .and_then(toml::Value::as_str)
+                    .unwrap_or_default();
+                (name.to_string(), stream)
+            })
+            .collect(),
+        _ => Default::default(),
+    };
+    Ok(ProfileTables { shared, streams })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub struct Manifest {
 }
 
 /// One model: its files, tensors and decision defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub name: String,
@@ -42,7 +42,7 @@ pub struct ModelSpec {
     pub threshold: f32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     pub path: PathBuf,
@@ -58,7 +58,7 @@ pub enum ElementType {
     I8,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TensorSpec {
     /// Name of the tensor in the ONNX graph.
@@ -100,7 +100,11 @@ impl Manifest {
 
     /// The manifest shipped with the crate, `models/manifest.toml`.
     pub fn shipped() -> Result<Self, DetectorError> {
-        Self::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/manifest.toml"))
+        Self::load(&Self::shipped_path())
+    }
+
+    pub fn shipped_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models/manifest.toml")
     }
 
     fn check(&self, path: &Path) -> Result<(), DetectorError> {

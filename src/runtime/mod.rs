@@ -1,5 +1,9 @@
 //! Builds and runs everything a profile describes: one pipeline per stream, the alert bus with
-//! its journal and sinks, and the metrics endpoint.
+//! its journal and sinks, and the metrics endpoint; and reloads it while it runs ([`reload`]).
+
+mod reload;
+
+pub use reload::{ReloadReport, run};
 
 use std::path::Path;
 
@@ -53,11 +57,16 @@ const HYPERSPECTRAL: &str = "hyperspectral";
 /// ISSTAD-edge: industrial defects on factory-line cameras.
 const ISSTAD_EDGE: &str = crate::models::industrial::FAMILY;
 
-fn manifest_of(profile: &Profile) -> Result<Manifest, DetectorError> {
+/// The manifest file a profile uses: its own, or the one shipped in `models/`.
+fn manifest_path(profile: &Profile) -> std::path::PathBuf {
     match &profile.device.manifest {
-        Some(path) => Manifest::load(&profile.resolve(path)),
-        None => Manifest::shipped(),
+        Some(path) => profile.resolve(path),
+        None => Manifest::shipped_path(),
     }
+}
+
+fn manifest_of(profile: &Profile) -> Result<Manifest, DetectorError> {
+    Manifest::load(&manifest_path(profile))
 }
 
 fn stream_error(stream: &StreamSettings, detail: impl std::fmt::Display) -> RuntimeError {
@@ -455,29 +464,25 @@ pub fn check(profile: &Profile) -> Result<Vec<String>, RuntimeError> {
 
 /// A running profile.
 pub struct Runtime {
-    pipelines: Vec<Pipeline>,
-    bus: AlertBus,
+    profile: Profile,
+    streams: Vec<RunningStream>,
+    /// None only after a reload failed past the point of no return (see [`Runtime::reload`]).
+    bus: Option<AlertBus>,
     metrics: Metrics,
     server: Option<MetricsServer>,
+}
+
+/// A stream's pipeline, and what it was built from, to tell whether a reload changes it.
+struct RunningStream {
+    name: String,
+    identity: reload::StreamIdentity,
+    pipeline: Pipeline,
 }
 
 impl Runtime {
     pub fn start(profile: &Profile) -> Result<Self, RuntimeError> {
         let metrics = Metrics::new();
-        let server = match &profile.metrics {
-            Some(settings) => Some(
-                crate::metrics::serve_with(
-                    metrics.clone(),
-                    settings.listen,
-                    crate::metrics::ServeOptions {
-                        allow_non_loopback: settings.expose,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|err| RuntimeError::Metrics(err.to_string()))?,
-            ),
-            None => None,
-        };
+        let server = serve_metrics(profile, &metrics)?;
         let manifest = manifest_of(profile)?;
         // Build every stream before starting any, so a bad profile starts nothing.
         let mut plans = Plans::new();
@@ -486,32 +491,19 @@ impl Runtime {
             .iter()
             .map(|stream| build_stream(stream, profile, &manifest, &mut plans).map(|p| (stream, p)))
             .collect::<Result<Vec<_>, _>>()?;
-        let bus = AlertBus::start(
-            &profile.resolve(&profile.alerts.journal),
-            build_sinks(profile)?,
-            profile.alerts.queue,
-            &metrics,
-        )?;
-        let mut pipelines = Vec::new();
-        for (stream, p) in parts {
-            let settings = PipelineSettings {
-                queue_depth: stream.queue_depth,
-                restart: stream.restart,
-                // Recorded data (a scene, a file of lines) is slowed rather than thinned;
-                // live sensors, sockets and FIFOs keep bounded latency by dropping.
-                backpressure: match &stream.source {
-                    SourceSettings::Scene(_) => true,
-                    SourceSettings::Lines(lines) => {
-                        Path::new(&resolved_lines(lines, &profile.dir).input).is_file()
-                    }
-                    _ => false,
-                },
-            };
-            pipelines.push(p.spawn(&stream.name, bus.sender(), &metrics, settings)?);
+        let bus = start_bus(profile, &metrics)?;
+        let mut streams = Vec::new();
+        for (stream, parts) in parts {
+            streams.push(RunningStream {
+                name: stream.name.clone(),
+                identity: reload::StreamIdentity::of(stream, profile, &manifest),
+                pipeline: spawn_stream(stream, parts, profile, &bus, &metrics)?,
+            });
         }
         Ok(Self {
-            pipelines,
-            bus,
+            profile: profile.clone(),
+            streams,
+            bus: Some(bus),
             metrics,
             server,
         })
@@ -521,48 +513,111 @@ impl Runtime {
         &self.metrics
     }
 
+    /// The profile running now (the last one a reload accepted).
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
     /// Where the Prometheus endpoint listens, when the profile asked for one.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.server.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// True once every stream's source has ended and its stages drained.
+    pub fn is_finished(&self) -> bool {
+        self.streams.iter().all(|s| s.pipeline.is_finished())
     }
 
     /// Runs until every source has ended or `stop` is set; then ends open events, drains the
     /// alert bus and returns.
     pub fn run_until(self, stop: &std::sync::atomic::AtomicBool) -> Result<(), RuntimeError> {
         use std::sync::atomic::Ordering;
-        while !self.pipelines.iter().all(Pipeline::is_finished) {
+        while !self.is_finished() {
             if stop.load(Ordering::SeqCst) {
-                log::info!("stopping: ending open events and draining the alert bus");
-                for pipeline in self.pipelines {
-                    pipeline.stop();
-                }
-                self.bus.close()?;
-                return Ok(());
+                return self.stop();
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         self.wait()
     }
 
+    /// Stops capture now, ends open events and drains the alert bus.
+    pub fn stop(self) -> Result<(), RuntimeError> {
+        log::info!("stopping: ending open events and draining the alert bus");
+        for stream in self.streams {
+            stream.pipeline.stop();
+        }
+        close_bus(self.bus)
+    }
+
     /// Runs until every source has ended, then drains the alert bus.
     pub fn wait(self) -> Result<(), RuntimeError> {
         let mut first_error = None;
-        for pipeline in self.pipelines {
-            if let Err(err) = pipeline.wait() {
+        for stream in self.streams {
+            if let Err(err) = stream.pipeline.wait() {
                 first_error.get_or_insert(err);
             }
         }
-        self.bus.close()?;
+        close_bus(self.bus)?;
         first_error.map_or(Ok(()), |err| Err(err.into()))
     }
 }
 
-/// Loads a profile file and runs it until its sources end or `stop` is set.
-pub fn run(
-    path: &Path,
-    stop: &std::sync::atomic::AtomicBool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let profile = Profile::load(path)?;
-    Runtime::start(&profile)?.run_until(stop)?;
-    Ok(())
+fn close_bus(bus: Option<AlertBus>) -> Result<(), RuntimeError> {
+    match bus {
+        Some(bus) => Ok(bus.close()?),
+        None => Ok(()),
+    }
+}
+
+fn serve_metrics(
+    profile: &Profile,
+    metrics: &Metrics,
+) -> Result<Option<MetricsServer>, RuntimeError> {
+    match &profile.metrics {
+        Some(settings) => Ok(Some(
+            crate::metrics::serve_with(
+                metrics.clone(),
+                settings.listen,
+                crate::metrics::ServeOptions {
+                    allow_non_loopback: settings.expose,
+                    ..Default::default()
+                },
+            )
+            .map_err(|err| RuntimeError::Metrics(err.to_string()))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn start_bus(profile: &Profile, metrics: &Metrics) -> Result<AlertBus, RuntimeError> {
+    Ok(AlertBus::start(
+        &profile.resolve(&profile.alerts.journal),
+        build_sinks(profile)?,
+        profile.alerts.queue,
+        metrics,
+    )?)
+}
+
+fn spawn_stream(
+    stream: &StreamSettings,
+    parts: StreamParts,
+    profile: &Profile,
+    bus: &AlertBus,
+    metrics: &Metrics,
+) -> Result<Pipeline, RuntimeError> {
+    let settings = PipelineSettings {
+        queue_depth: stream.queue_depth,
+        restart: stream.restart,
+        // Recorded data (a scene, a file of lines) is slowed rather than thinned;
+        // live sensors, sockets and FIFOs keep bounded latency by dropping.
+        backpressure: match &stream.source {
+            SourceSettings::Scene(_) => true,
+            SourceSettings::Lines(lines) => {
+                Path::new(&resolved_lines(lines, &profile.dir).input).is_file()
+            }
+            _ => false,
+        },
+    };
+    Ok(parts.spawn(&stream.name, bus.sender(), metrics, settings)?)
 }
