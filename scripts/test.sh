@@ -10,7 +10,10 @@ bash scripts/fetch-models.sh
 
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --features train -- -D warnings
+cargo clippy --release -p gst-plugin-vigil --all-targets -- -D warnings
 cargo test --release --features train
+# The GStreamer element: a gst_check harness, and gst-launch-1.0 loading libgstvigil.so.
+cargo test --release -p gst-plugin-vigil
 
 # vigil-train through its command line, then its ONNX files against onnxruntime (PyPI, in a
 # virtual environment under target/ so the system Python is left alone).

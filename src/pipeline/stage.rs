@@ -42,4 +42,9 @@ pub trait Decide: Send + 'static {
     fn decide(&mut self, stamp: Stamp, input: Self::Input, emit: &mut dyn FnMut(Alert));
     /// The stream ended: close what is open.
     fn finish(&mut self, emit: &mut dyn FnMut(Alert));
+    /// The score of each alert label for the input last decided on (what the GStreamer element
+    /// attaches to buffers); empty for families that score pixels or lines, not labels.
+    fn scores(&self) -> Vec<(crate::alert::Name, f32)> {
+        Vec::new()
+    }
 }

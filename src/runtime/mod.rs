@@ -1,8 +1,10 @@
 //! Builds and runs everything a profile describes: one pipeline per stream, the alert bus with
 //! its journal and sinks, and the metrics endpoint; and reloads it while it runs ([`reload`]).
 
+pub mod inline;
 mod reload;
 
+pub use inline::{InlineDetector, InlineResult, Media};
 pub use reload::{ReloadReport, run};
 
 use std::path::Path;
@@ -206,21 +208,25 @@ fn check_sinks(profile: &Profile) -> Result<(), RuntimeError> {
 }
 
 /// Everything one stream needs, built and checked but not yet running.
-enum StreamParts {
+struct StreamParts {
+    source: Box<dyn Source>,
+    stages: Stages,
+}
+
+/// A stream's model-specific stages, by family: what a pipeline runs between its source and
+/// the alert bus, and what the GStreamer element runs inline ([`inline`]).
+enum Stages {
     Audio {
-        source: Box<dyn Source>,
         prepare: AudioEventsPrepare,
         detect: YamnetDetector,
         decide: AudioEventsDecide,
     },
     Hyperspectral {
-        source: Box<dyn Source>,
         prepare: LinePrepare,
         detect: HyperspectralDetect,
         decide: AnomalyDecide,
     },
     Industrial {
-        source: Box<dyn Source>,
         prepare: IndustrialPrepare,
         detect: IsstadDetector,
         decide: Box<IndustrialDecide>,
@@ -229,11 +235,7 @@ enum StreamParts {
 
 impl StreamParts {
     fn describe_source(&self) -> String {
-        match self {
-            StreamParts::Audio { source, .. }
-            | StreamParts::Hyperspectral { source, .. }
-            | StreamParts::Industrial { source, .. } => source.describe(),
-        }
+        self.source.describe()
     }
 
     fn spawn(
@@ -243,25 +245,23 @@ impl StreamParts {
         metrics: &Metrics,
         settings: PipelineSettings,
     ) -> Result<Pipeline, PipelineError> {
-        match self {
-            StreamParts::Audio {
-                source,
+        let source = self.source;
+        match self.stages {
+            Stages::Audio {
                 prepare,
                 detect,
                 decide,
             } => Pipeline::spawn(
                 stream, source, prepare, detect, decide, alerts, metrics, settings,
             ),
-            StreamParts::Hyperspectral {
-                source,
+            Stages::Hyperspectral {
                 prepare,
                 detect,
                 decide,
             } => Pipeline::spawn(
                 stream, source, prepare, detect, decide, alerts, metrics, settings,
             ),
-            StreamParts::Industrial {
-                source,
+            Stages::Industrial {
                 prepare,
                 detect,
                 decide,
@@ -284,12 +284,12 @@ fn plan_for(plans: &mut Plans, manifest: &Manifest, model: &str) -> Result<Plan,
     Ok(plan)
 }
 
-fn build_hyperspectral(
+fn hyperspectral_stages(
     stream: &StreamSettings,
     profile: &Profile,
     manifest: &Manifest,
     plans: &mut Plans,
-) -> Result<StreamParts, RuntimeError> {
+) -> Result<Stages, RuntimeError> {
     let settings = stream.hyperspectral.clone().unwrap_or_default();
     let detect = if stream.model == STREAMING_RX {
         HyperspectralDetect::StreamingRx(StreamingRxDetect::new(
@@ -338,8 +338,7 @@ fn build_hyperspectral(
         HyperspectralDetect::Fers(FersBlockDetect::new(model, settings.threads))
     };
     let map_dir = settings.map_dir.as_ref().map(|dir| profile.resolve(dir));
-    Ok(StreamParts::Hyperspectral {
-        source: build_source(stream, HYPERSPECTRAL, &profile.dir)?,
+    Ok(Stages::Hyperspectral {
         prepare: LinePrepare::new(settings.bands),
         detect,
         decide: AnomalyDecide::new(&stream.name, &stream.model, &settings, map_dir)
@@ -347,12 +346,12 @@ fn build_hyperspectral(
     })
 }
 
-fn build_industrial(
+fn industrial_stages(
     stream: &StreamSettings,
     profile: &Profile,
     manifest: &Manifest,
     plans: &mut Plans,
-) -> Result<StreamParts, RuntimeError> {
+) -> Result<Stages, RuntimeError> {
     let settings: IndustrialSettings = stream.industrial.clone().unwrap_or_default();
     let plan = plan_for(plans, manifest, &stream.model)?;
     let detect = IsstadDetector::new(&plan).map_err(|err| stream_error(stream, err))?;
@@ -361,8 +360,7 @@ fn build_industrial(
         .snapshot_dir
         .as_ref()
         .map(|dir| profile.resolve(dir));
-    Ok(StreamParts::Industrial {
-        source: build_source(stream, ISSTAD_EDGE, &profile.dir)?,
+    Ok(Stages::Industrial {
         prepare: IndustrialPrepare::new(model.side).map_err(|err| stream_error(stream, err))?,
         detect,
         decide: Box::new(
@@ -399,8 +397,23 @@ fn build_stream(
     manifest: &Manifest,
     plans: &mut Plans,
 ) -> Result<StreamParts, RuntimeError> {
+    let (family, stages) = build_stages(stream, profile, manifest, plans)?;
+    Ok(StreamParts {
+        source: build_source(stream, family, &profile.dir)?,
+        stages,
+    })
+}
+
+/// A stream's stages and the family they belong to.
+fn build_stages(
+    stream: &StreamSettings,
+    profile: &Profile,
+    manifest: &Manifest,
+    plans: &mut Plans,
+) -> Result<(&'static str, Stages), RuntimeError> {
     if is_hyperspectral(stream) {
-        return build_hyperspectral(stream, profile, manifest, plans);
+        let stages = hyperspectral_stages(stream, profile, manifest, plans)?;
+        return Ok((HYPERSPECTRAL, stages));
     }
     let spec = manifest.model(&stream.model)?;
     if stream.industrial.is_some() && spec.family != ISSTAD_EDGE {
@@ -422,20 +435,26 @@ fn build_stream(
                 .map_err(|err| stream_error(stream, err))?;
             let settings = stream.audio_events.clone().unwrap_or_default();
             let stage = |err: StageError| stream_error(stream, err);
-            Ok(StreamParts::Audio {
-                source: build_source(stream, &spec.family, &profile.dir)?,
-                prepare: AudioEventsPrepare::new(spec, LogMelConfig::yamnet()).map_err(stage)?,
-                detect: YamnetDetector::new(&plan).map_err(stage)?,
-                decide: AudioEventsDecide::new(
-                    &stream.name,
-                    &spec.name,
-                    &settings.events_or_defaults(spec.threshold),
-                    &classes,
-                )
-                .map_err(|err| stream_error(stream, err))?,
-            })
+            Ok((
+                AUDIO_EVENTS,
+                Stages::Audio {
+                    prepare: AudioEventsPrepare::new(spec, LogMelConfig::yamnet())
+                        .map_err(stage)?,
+                    detect: YamnetDetector::new(&plan).map_err(stage)?,
+                    decide: AudioEventsDecide::new(
+                        &stream.name,
+                        &spec.name,
+                        &settings.events_or_defaults(spec.threshold),
+                        &classes,
+                    )
+                    .map_err(|err| stream_error(stream, err))?,
+                },
+            ))
         }
-        ISSTAD_EDGE => build_industrial(stream, profile, manifest, plans),
+        ISSTAD_EDGE => Ok((
+            ISSTAD_EDGE,
+            industrial_stages(stream, profile, manifest, plans)?,
+        )),
         other => Err(stream_error(
             stream,
             format!("model family {other} is not supported by this build"),

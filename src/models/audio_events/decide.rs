@@ -113,6 +113,8 @@ struct Group {
     threshold: f32,
     tracker: Tracker,
     event: u64,
+    /// The group's score on the last patch.
+    score: f32,
 }
 
 pub struct AudioEventsDecide {
@@ -150,6 +152,7 @@ impl AudioEventsDecide {
                 threshold: hysteresis.on,
                 tracker: Tracker::new(hysteresis),
                 event: 0,
+                score: f32::NAN,
             });
         }
         Ok(Self {
@@ -175,6 +178,7 @@ impl Decide for AudioEventsDecide {
                 .iter()
                 .filter_map(|&c| scores.scores.get(c).copied())
                 .fold(f32::NAN, f32::max);
+            group.score = score;
             if let Some(transition) = group.tracker.observe(score, scores.start, scores.end) {
                 emit(self.factory.make(
                     &group.label,
@@ -187,6 +191,13 @@ impl Decide for AudioEventsDecide {
             }
         }
         self.last = Some(at);
+    }
+
+    fn scores(&self) -> Vec<(Name, f32)> {
+        self.groups
+            .iter()
+            .map(|g| (g.label.clone(), g.score))
+            .collect()
     }
 
     fn finish(&mut self, emit: &mut dyn FnMut(Alert)) {

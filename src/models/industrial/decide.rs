@@ -24,6 +24,8 @@ use crate::pipeline::Decide;
 const DEFAULT_OFF_RATIO: f32 = 0.8;
 
 pub struct IndustrialDecide {
+    /// The image score of the last frame.
+    last_score: f32,
     factory: AlertFactory,
     stream: Name,
     label: Name,
@@ -122,6 +124,7 @@ impl IndustrialDecide {
         }
         let side = model.side;
         Ok(Self {
+            last_score: f32::NAN,
             factory: AlertFactory::new(stream, &model.model)?,
             stream: name("stream name", stream)?,
             label: name("alert label", &settings.label)?,
@@ -296,6 +299,10 @@ impl IndustrialDecide {
 impl Decide for IndustrialDecide {
     type Input = PixelMaps;
 
+    fn scores(&self) -> Vec<(Name, f32)> {
+        vec![(self.label.clone(), self.last_score)]
+    }
+
     fn decide(&mut self, stamp: Stamp, maps: PixelMaps, emit: &mut dyn FnMut(Alert)) {
         self.last = Some(stamp);
         // Boxes are only read while an event is open or opening, so the map is only computed
@@ -309,6 +316,7 @@ impl Decide for IndustrialDecide {
                 f32::NAN
             }
         };
+        self.last_score = score;
         let transition = self.tracker.observe(score, stamp.pts, stamp.pts);
         if !self.tracker.is_active() {
             self.found.clear();
