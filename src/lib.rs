@@ -10,6 +10,7 @@ pub mod capture;
 pub mod decide;
 pub mod detector;
 pub mod eval;
+pub mod evidence;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hsi;

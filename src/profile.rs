@@ -119,6 +119,9 @@ pub struct StreamSettings {
     /// Settings of the isstad_edge family (factory-line cameras).
     #[serde(default)]
     pub industrial: Option<crate::models::industrial::IndustrialSettings>,
+    /// Keyframes or an audio clip around each event (see [`crate::evidence`]).
+    #[serde(default)]
+    pub evidence: Option<crate::evidence::EvidenceSettings>,
 }
 
 fn default_queue_depth() -> usize {
@@ -174,6 +177,9 @@ impl Profile {
             }
             crate::decide::name("stream name", &stream.name)
                 .map_err(|err| invalid(err.to_string()))?;
+            if let Some(problem) = stream.evidence.as_ref().and_then(|e| e.problem()) {
+                return Err(invalid(format!("stream {}: {problem}", stream.name)));
+            }
         }
         let mut sink_names = std::collections::BTreeSet::new();
         for sink in &profile.alerts.sinks {

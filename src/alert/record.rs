@@ -74,6 +74,11 @@ pub struct Alert {
     /// path keeps a journal record's size bounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotName>,
+    /// The evidence folder of this record's event (keyframes or an audio clip from before the
+    /// event's start to after its end), in the stream's evidence folder; absent when the
+    /// stream keeps no evidence. See [`crate::evidence`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<SnapshotName>,
 }
 
 impl Alert {
@@ -121,6 +126,7 @@ mod tests {
             regions,
             threshold_rule: Some(full),
             snapshot: Some(SnapshotName::try_from(long(SNAPSHOT_NAME_LEN).as_str()).unwrap()),
+            evidence: Some(SnapshotName::try_from(long(SNAPSHOT_NAME_LEN).as_str()).unwrap()),
         };
         let bytes = serde_json::to_vec(&alert).unwrap().len();
         assert!(

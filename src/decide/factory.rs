@@ -90,6 +90,7 @@ impl AlertFactory {
             regions: kept,
             threshold_rule: None,
             snapshot: None,
+            evidence: None,
         }
     }
 }

@@ -26,7 +26,7 @@ struct Msg<T> {
 }
 
 /// How a pipeline is sized.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PipelineSettings {
     /// Messages each drop-oldest queue holds before it drops the oldest.
     pub queue_depth: usize,
@@ -34,6 +34,8 @@ pub struct PipelineSettings {
     /// Wait for room instead of dropping: for recorded data (a scene file replayed), where a
     /// fast source must be slowed, not thinned.
     pub backpressure: bool,
+    /// Keep evidence (pre-event buffer, keyframes or clips) in this folder.
+    pub evidence: Option<(crate::evidence::EvidenceSettings, std::path::PathBuf)>,
 }
 
 impl Default for PipelineSettings {
@@ -42,6 +44,7 @@ impl Default for PipelineSettings {
             queue_depth: 4,
             restart: RestartPolicy::default(),
             backpressure: false,
+            evidence: None,
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum PipelineError {
     Thread { name: String, err: std::io::Error },
     #[error("source of stream {stream} failed for good: {detail}")]
     SourceFailed { stream: String, detail: String },
+    #[error(transparent)]
+    Evidence(#[from] crate::evidence::EvidenceError),
     #[error("metrics of stream {stream}: {source}")]
     Metrics {
         stream: String,
@@ -100,6 +105,8 @@ pub struct Pipeline {
     stream: String,
     source: Option<Supervised>,
     threads: Vec<JoinHandle<()>>,
+    /// Joined after the stages: it writes what was still recording once both taps are gone.
+    recorder: Option<crate::evidence::Recorder>,
     failure: Receiver<String>,
     stop: Arc<AtomicBool>,
 }
@@ -165,6 +172,14 @@ impl Pipeline {
         let (scores_tx, scores_rx) =
             channel::queue::<Msg<D::Output>>(depth, dropped("decide"), wait);
         let mut threads = Vec::new();
+        let (recorder, mut sample_tap, alert_tap) = match &settings.evidence {
+            Some((evidence, dir)) => {
+                let (recorder, samples, alerts) =
+                    crate::evidence::Recorder::start(stream, evidence, dir.clone())?;
+                (Some(recorder), Some(samples), Some(alerts))
+            }
+            None => (None, None, None),
+        };
 
         let sm = m.clone();
         let stage_stop = stop.clone();
@@ -233,7 +248,10 @@ impl Pipeline {
         let sm = m.clone();
         let stage_stop = stop.clone();
         threads.push(spawn_named(format!("decide-{stream}"), move || {
-            let mut send = |alert: Alert| {
+            let mut send = |mut alert: Alert| {
+                if let Some(tap) = &alert_tap {
+                    tap.stamp_and_offer(&mut alert);
+                }
                 // Blocks while the sinks catch up: alerts are never dropped.
                 if alerts.send(alert).is_err() {
                     log::error!("alert bus closed: an alert was lost");
@@ -261,6 +279,9 @@ impl Pipeline {
             match event {
                 SourceEvent::Sample(sample) => {
                     sm.frames_in.inc();
+                    if let Some(tap) = &mut sample_tap {
+                        tap.offer(&sample);
+                    }
                     let stamp = *sample.stamp();
                     samples_tx.send(Msg {
                         stamp,
@@ -292,6 +313,7 @@ impl Pipeline {
             stream: stream.to_string(),
             source: Some(supervised),
             threads,
+            recorder,
             failure,
             stop,
         })
@@ -332,6 +354,9 @@ impl Pipeline {
             if thread.join().is_err() {
                 log::error!("stream {}: a stage thread panicked", self.stream);
             }
+        }
+        if let Some(recorder) = self.recorder.take() {
+            recorder.join();
         }
     }
 }

@@ -637,6 +637,10 @@ fn spawn_stream(
             }
             _ => false,
         },
+        evidence: stream
+            .evidence
+            .as_ref()
+            .map(|evidence| (evidence.clone(), profile.resolve(&evidence.dir))),
     };
     Ok(parts.spawn(&stream.name, bus.sender(), metrics, settings)?)
 }

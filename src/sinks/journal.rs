@@ -1207,6 +1207,7 @@ mod tests {
             snapshot: Some(
                 heapless::String::try_from(format!("cam0-{event}-7.heatmap.png").as_str()).unwrap(),
             ),
+            evidence: None,
         }
     }
 

@@ -56,6 +56,7 @@ pub fn alert(event: u64) -> Alert {
         regions: heapless::Vec::new(),
         threshold_rule: None,
         snapshot: None,
+        evidence: None,
     }
 }
 
