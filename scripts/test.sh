@@ -48,6 +48,9 @@ $train isstad train --data "$work/isstad/brick" --out "$work/isstad-run" --size 
 $train isstad export --run "$work/isstad-run"
 $train isstad eval --run "$work/isstad-run" --install "$work/isstad-models"
 for profile in targets/*.toml; do target/release/vigil check "$profile"; done
+# Overload: two factory-line streams at twice what the model takes, 90 s through the whole
+# runtime (scripts/soak.sh runs the hour-long release soak).
+target/release/vigil soak --seconds 90 --work "$work/soak"
 pyref=target/pyref
 if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
   python3 -m venv "$pyref"

@@ -23,6 +23,7 @@ pub mod profile;
 pub mod rng;
 pub mod runtime;
 pub mod sinks;
+pub mod soak;
 #[cfg(feature = "train")]
 pub mod train;
 

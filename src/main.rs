@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -44,6 +45,22 @@ enum Command {
     /// Score one hyperspectral scene (ENVI `.hdr`, `.npy` H×W×B, MATLAB v5 `.mat`) with a
     /// conventional detector; write the H×W float32 score map as `.npy` and, optionally, a PNG.
     Hsi(HsiArgs),
+    /// Load and soak: factory-line streams fed faster than ISSTAD-edge takes them, through
+    /// the whole runtime; checks that memory stays flat, latency bounded, drops counted and
+    /// no alert lost, and exits non-zero otherwise.
+    Soak {
+        /// How long, in seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+        /// Frames offered per stream, as a multiple of what the model takes here.
+        #[arg(long, default_value_t = 2.0)]
+        overload: f64,
+        /// Working folder (frames, profile, journal, alerts, report).
+        #[arg(long, default_value = "var/soak")]
+        work: PathBuf,
+    },
     /// Measure vigil against peers in the same run (onnxruntime, numpy/librosa) and print
     /// the ratios.
     Bench {
@@ -464,11 +481,58 @@ fn main() -> Result<()> {
             print!("{}", report.render(spec));
         }
         Command::Bench { runs, suite } => bench(runs, suite)?,
+        Command::Soak {
+            seconds,
+            streams,
+            overload,
+            work,
+        } => soak(seconds, streams, overload, &work, &stop)?,
         Command::Hsi(args) => hsi(args)?,
         Command::Eval { scores } => {
             let (values, labels) = vigil::eval::read_scores_csv(&scores)?;
             print!("{}", vigil::eval::evaluate(&values, &labels)?.render());
         }
+    }
+    Ok(())
+}
+
+fn soak(seconds: u64, streams: usize, overload: f64, work: &Path, stop: &AtomicBool) -> Result<()> {
+    let texture = repo_path("models/cache/textures/brick.png");
+    if let Some(reason) = factory_line_missing(&texture)? {
+        bail!("vigil soak runs the factory line, which cannot run here: {reason}");
+    }
+    if streams == 0 || !overload.is_finite() || overload <= 0.0 {
+        bail!("--streams must be at least 1 and --overload above 0");
+    }
+    let frames = work.join("frames");
+    write_factory_frames(&texture, &frames)?;
+    let config = vigil::soak::SoakConfig {
+        duration: Duration::from_secs(seconds),
+        streams,
+        overload,
+        frames,
+        frame_size: FACTORY_FRAME_SIZE,
+        model: FACTORY_MODEL.into(),
+        work: work.to_path_buf(),
+    };
+    let report = vigil::soak::run(&config, stop)?;
+    let failures = report.failures();
+    let text = format!(
+        "{}
+{}
+",
+        report.render(),
+        if failures.is_empty() {
+            "soak: every check held".to_string()
+        } else {
+            format!("soak FAILED: {}", failures.join("; "))
+        }
+    );
+    print!("{text}");
+    let path = work.join("soak-report.txt");
+    std::fs::write(&path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    if !failures.is_empty() {
+        bail!("{} soak check(s) failed", failures.len());
     }
     Ok(())
 }
