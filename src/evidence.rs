@@ -405,7 +405,9 @@ fn write_recording(
         }
     }
     if !audio.is_empty() {
-        write_wav(&partial.join("clip.wav"), rate, &audio)?;
+        let clip = partial.join("clip.wav");
+        crate::io::wav::write_mono_pcm16(&clip, rate, &audio)
+            .map_err(|err| format!("{}: {err}", clip.display()))?;
         files.push("clip.wav".into());
     }
     let description = serde_json::json!({
@@ -424,29 +426,6 @@ fn write_recording(
     let _ = std::fs::remove_dir_all(&finished);
     std::fs::rename(&partial, &finished).map_err(|err| format!("{}: {err}", finished.display()))?;
     folder_bytes(&finished).map_err(|err| err.to_string())
-}
-
-/// Mono 16-bit PCM WAV.
-fn write_wav(path: &Path, rate: u32, samples: &[f32]) -> Result<(), String> {
-    let data_len = u32::try_from(samples.len() * 2).map_err(|_| "clip too long".to_string())?;
-    let mut bytes = Vec::with_capacity(44 + data_len as usize);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&rate.to_le_bytes());
-    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        let s = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-        bytes.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(path, bytes).map_err(|err| format!("{}: {err}", path.display()))
 }
 
 fn folder_bytes(path: &Path) -> std::io::Result<u64> {

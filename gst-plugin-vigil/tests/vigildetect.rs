@@ -203,38 +203,13 @@ fn plugin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn write_wav(path: &Path, samples: &[f32]) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut bytes = Vec::new();
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    for field in [
-        16u32.to_le_bytes().to_vec(),
-        1u16.to_le_bytes().to_vec(),
-        1u16.to_le_bytes().to_vec(),
-    ] {
-        bytes.extend_from_slice(&field);
-    }
-    bytes.extend_from_slice(&RATE.to_le_bytes());
-    bytes.extend_from_slice(&(RATE * 2).to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        bytes.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
 /// The README's example: a file decoded, converted and resampled by GStreamer, then scored.
 #[test]
 fn runs_in_gst_launch() {
     let dir = tempfile::tempdir().unwrap();
     let profile = write_profile(dir.path());
     let wav = dir.path().join("shots.wav");
-    write_wav(&wav, &gunshots());
+    vigil::io::wav::write_mono_pcm16(&wav, RATE, &gunshots()).unwrap();
     let output = Command::new("gst-launch-1.0")
         .arg("-m")
         .args([

@@ -3,3 +3,4 @@
 pub mod npy;
 pub mod png;
 pub mod pytorch;
+pub mod wav;

@@ -8,24 +8,7 @@ use vigil::alert::{Alert, Name, Phase};
 
 /// Writes mono 16-bit PCM WAV, the simplest file every GStreamer install can parse.
 pub fn write_wav(path: &Path, rate: u32, samples: &[f32]) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut bytes = Vec::with_capacity(44 + data_len as usize);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&rate.to_le_bytes());
-    bytes.extend_from_slice(&(rate * 2).to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        bytes.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
+    vigil::io::wav::write_mono_pcm16(path, rate, samples).unwrap();
 }
 
 /// Reads the alerts a JSON-lines sink wrote.
