@@ -14,7 +14,7 @@ cargo clippy --release -p gst-plugin-vigil --all-targets -- -D warnings
 cargo test --release --features train
 # The delivery tests again with their output shown: the counts they report (alerts sent,
 # received, repeated; retries; reload ids), which a passing run would otherwise hide.
-cargo test --release --test mqtt_delivery --test webhook_delivery --test hot_reload -- --show-output
+cargo test --release --features train --test mqtt_delivery --test webhook_delivery --test hot_reload -- --show-output
 # The GStreamer element: a gst_check harness, and gst-launch-1.0 loading libgstvigil.so.
 cargo test --release -p gst-plugin-vigil
 
