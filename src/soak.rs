@@ -103,25 +103,21 @@ impl SoakReport {
         failed
     }
 
+    /// Resident memory (MiB) at the first sample after the warm-up.
+    fn warm_rss(&self) -> Option<f64> {
+        self.rss_mib
+            .iter()
+            .find(|(t, _)| *t >= self.seconds * WARM_UP_FRACTION)
+            .map(|s| s.1)
+    }
+
     /// Growth of resident memory from the end of the warm-up to the end of the run.
     pub fn rss_growth(&self) -> Option<f64> {
-        let warm = self
-            .rss_mib
-            .iter()
-            .find(|(t, _)| *t >= self.seconds * WARM_UP_FRACTION)?
-            .1;
-        let last = self.rss_mib.last()?.1;
-        Some(last / warm - 1.0)
+        Some(self.rss_mib.last()?.1 / self.warm_rss()? - 1.0)
     }
 
     pub fn render(&self) -> String {
-        let rss = |f: fn(&(f64, f64)) -> bool| {
-            self.rss_mib
-                .iter()
-                .filter(|s| f(s))
-                .map(|s| s.1)
-                .fold(0.0, f64::max)
-        };
+        let peak_rss = self.rss_mib.iter().map(|s| s.1).fold(0.0, f64::max);
         format!(
             "model takes {:.1} frames/s per stream here; offered {:.1} frames/s per stream\n\
              {:.0} s: frames in {}, scored {}, dropped {} (counted per stage)\n\
@@ -139,13 +135,10 @@ impl SoakReport {
             self.alerts_delivered,
             self.ids_consecutive,
             self.events,
-            self.rss_mib
-                .iter()
-                .find(|(t, _)| *t >= self.seconds * WARM_UP_FRACTION)
-                .map_or(0.0, |s| s.1),
+            self.warm_rss().unwrap_or(0.0),
             self.rss_mib.last().map_or(0.0, |s| s.1),
             self.rss_growth().unwrap_or(0.0) * 100.0,
-            rss(|_| true),
+            peak_rss,
             self.latency_first.p50,
             self.latency_first.p99,
             self.latency_first.max,

@@ -24,6 +24,25 @@ pub struct VideoFrame {
     pub rgb: Vec<u8>,
 }
 
+/// Packs an RGB24 plane whose rows are `stride` bytes apart (GStreamer pads RGB rows to 4
+/// bytes) into rows without padding.
+pub fn pack_rgb_rows(data: &[u8], stride: i32, width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let stride = usize::try_from(stride).map_err(|_| format!("negative stride {stride}"))?;
+    let row = width as usize * 3;
+    let rows = height as usize;
+    if stride < row || data.len() < stride * rows.saturating_sub(1) + row {
+        return Err(format!(
+            "buffer of {} bytes too small for {rows} rows of {row} bytes at stride {stride}",
+            data.len()
+        ));
+    }
+    let mut rgb = Vec::with_capacity(row * rows);
+    for y in 0..rows {
+        rgb.extend_from_slice(&data[y * stride..y * stride + row]);
+    }
+    Ok(rgb)
+}
+
 /// Mono f32 samples in [-1, 1] at `rate` Hz.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioBlock {
@@ -49,5 +68,35 @@ impl Sample {
             Sample::Audio(a) => &a.stamp,
             Sample::Spectral(l) => &l.stamp,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack_rgb_rows;
+
+    #[test]
+    fn padding_is_skipped_and_short_or_odd_planes_refused() {
+        // 2×2 pixels, rows padded from 6 to 8 bytes.
+        let data = [1, 2, 3, 4, 5, 6, 99, 99, 7, 8, 9, 10, 11, 12];
+        assert_eq!(
+            pack_rgb_rows(&data, 8, 2, 2).unwrap(),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+        );
+        assert!(
+            pack_rgb_rows(&data[..13], 8, 2, 2)
+                .unwrap_err()
+                .contains("too small")
+        );
+        assert!(
+            pack_rgb_rows(&data, 5, 2, 2)
+                .unwrap_err()
+                .contains("at stride 5")
+        );
+        assert!(
+            pack_rgb_rows(&data, -8, 2, 2)
+                .unwrap_err()
+                .contains("negative stride")
+        );
     }
 }

@@ -2,14 +2,10 @@
 //! thread. This is what the GStreamer element runs inside a pipeline it does not own, where
 //! the pipeline's own streaming threads and queues replace vigil's.
 
-use super::{
-    AUDIO_EVENTS, HYPERSPECTRAL, ISSTAD_EDGE, Plans, RuntimeError, Stages, build_stages,
-    manifest_of, stream_error,
-};
+use super::{HYPERSPECTRAL, Plans, RuntimeError, Stages, build_stages, manifest_of, stream_error};
 use crate::alert::{Alert, Name};
 use crate::capture::{Sample, Stamp};
 use crate::pipeline::{Decide, Detect, Prepare, StageError};
-use crate::prepare::mel::LogMelConfig;
 use crate::profile::Profile;
 
 /// The raw media a detector takes.
@@ -58,27 +54,14 @@ impl InlineDetector {
         }
         let manifest = manifest_of(profile)?;
         let (family, stages) = build_stages(&settings, profile, &manifest, &mut Plans::new())?;
-        let media = match family {
-            AUDIO_EVENTS => Media::Audio {
-                rate: LogMelConfig::yamnet().sample_rate_hz,
-            },
-            ISSTAD_EDGE => {
-                let industrial = settings.industrial.clone().unwrap_or_default();
-                Media::Video {
-                    width: industrial.capture_width,
-                    height: industrial.capture_height,
-                }
-            }
-            HYPERSPECTRAL => {
-                return Err(stream_error(
-                    &settings,
-                    "hyperspectral streams take push-broom lines, not audio or video buffers",
-                ));
-            }
-            other => {
-                return Err(stream_error(&settings, format!("unknown family {other}")));
-            }
-        };
+        let media = super::media_for(family, &settings).ok_or_else(|| {
+            let detail = if family == HYPERSPECTRAL {
+                "hyperspectral streams take push-broom lines, not audio or video buffers".into()
+            } else {
+                format!("unknown family {family}")
+            };
+            stream_error(&settings, detail)
+        })?;
         Ok(Self {
             stream: settings.name,
             model: settings.model,

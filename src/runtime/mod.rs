@@ -48,6 +48,8 @@ pub enum RuntimeError {
     Pipeline(#[from] PipelineError),
     #[error("metrics endpoint: {0}")]
     Metrics(String),
+    #[error("an earlier reload failed midway: the alert bus is gone")]
+    Broken,
 }
 
 /// The families vigil knows, by the manifest's `family` field.
@@ -78,24 +80,33 @@ fn stream_error(stream: &StreamSettings, detail: impl std::fmt::Display) -> Runt
     }
 }
 
-/// What a family wants from a GStreamer source.
-#[cfg(feature = "gst")]
-fn gst_stream_for(family: &str, stream: &StreamSettings) -> Option<crate::capture::gst::GstStream> {
+/// The raw audio or video a family's stages take; None for hyperspectral lines.
+fn media_for(family: &str, stream: &StreamSettings) -> Option<Media> {
     match family {
-        AUDIO_EVENTS => Some(crate::capture::gst::GstStream::Audio {
+        AUDIO_EVENTS => Some(Media::Audio {
             rate: LogMelConfig::yamnet().sample_rate_hz,
         }),
         // Frames at the profile's capture size: the model resizes whole frames to its input,
         // and snapshots and boxes are in these pixels.
         ISSTAD_EDGE => {
             let settings = stream.industrial.clone().unwrap_or_default();
-            Some(crate::capture::gst::GstStream::Video {
+            Some(Media::Video {
                 width: settings.capture_width,
                 height: settings.capture_height,
             })
         }
         _ => None,
     }
+}
+
+/// What a family wants from a GStreamer source.
+#[cfg(feature = "gst")]
+fn gst_stream_for(family: &str, stream: &StreamSettings) -> Option<crate::capture::gst::GstStream> {
+    use crate::capture::gst::GstStream;
+    media_for(family, stream).map(|media| match media {
+        Media::Audio { rate } => GstStream::Audio { rate },
+        Media::Video { width, height } => GstStream::Video { width, height },
+    })
 }
 
 #[cfg_attr(not(any(feature = "gst", feature = "v4l")), allow(unused_variables))]

@@ -164,10 +164,7 @@ impl Runtime {
             self.bus = Some(start_bus(&new, &self.metrics)?);
         }
         let Some(bus) = &self.bus else {
-            return Err(RuntimeError::Stream {
-                stream: "*".into(),
-                detail: "the alert bus is gone after a failed reload".into(),
-            });
+            return Err(RuntimeError::Broken);
         };
         for (stream, identity, parts) in to_start {
             self.streams.push(RunningStream {
@@ -188,16 +185,15 @@ impl Runtime {
     /// The files whose change triggers a reload: the profile, the manifest, and the files of
     /// the models the streams run.
     fn watched_files(&self, profile_path: &Path) -> Vec<FileStamp> {
-        let mut files = vec![
-            FileStamp::of(profile_path),
-            FileStamp::of(&manifest_path(&self.profile)),
-        ];
-        files.extend(
-            self.streams
-                .iter()
-                .flat_map(|s| s.identity.files.iter().cloned()),
-        );
-        files.iter().map(|f| FileStamp::of(&f.path)).collect()
+        let models = self
+            .streams
+            .iter()
+            .flat_map(|s| s.identity.files.iter().map(|f| f.path.clone()));
+        [profile_path.to_path_buf(), manifest_path(&self.profile)]
+            .into_iter()
+            .chain(models)
+            .map(|path| FileStamp::of(&path))
+            .collect()
     }
 }
 

@@ -163,7 +163,7 @@ impl MqttSink {
 
     /// Starts connecting to the broker in the background; the sink accepts alerts once
     /// connected and fails them (the journal keeps them) until then. `base` anchors the
-    /// relative paths of the settings.
+    /// relative paths of the settings (`Path::join` keeps absolute ones as they are).
     pub fn start(settings: &MqttSettings, box_name: &str, base: &Path) -> Result<Self, SinkError> {
         let Prepared {
             options,
@@ -351,7 +351,7 @@ fn prepare(settings: &MqttSettings, box_name: &str, base: &Path) -> Result<Prepa
     match (&settings.username, &settings.password_file) {
         (Some(user), password_file) => {
             let password = match password_file {
-                Some(path) => read_password(&resolve(base, path)).map_err(&fail)?,
+                Some(path) => read_password(&base.join(path)).map_err(&fail)?,
                 None => String::new(),
             };
             options.set_credentials(user.clone(), password);
@@ -455,14 +455,6 @@ fn describe(err: &ConnectionError) -> String {
     }
 }
 
-fn resolve(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
-        path.into()
-    } else {
-        base.join(path)
-    }
-}
-
 fn read_password(path: &Path) -> Result<String, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| format!("cannot read password_file: {err}: {}", path.display()))?;
@@ -487,7 +479,7 @@ pub fn rustls_config(tls: &MqttTls, base: &Path) -> Result<rustls::ClientConfig,
     let mut roots = rustls::RootCertStore::empty();
     match &tls.ca {
         Some(ca) => {
-            let ca = resolve(base, ca);
+            let ca = base.join(ca);
             for cert in read_certs(&ca)? {
                 roots
                     .add(cert)
@@ -503,8 +495,8 @@ pub fn rustls_config(tls: &MqttTls, base: &Path) -> Result<rustls::ClientConfig,
         .with_root_certificates(roots);
     match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
-            let chain = read_certs(&resolve(base, cert))?;
-            let key = resolve(base, key);
+            let chain = read_certs(&base.join(cert))?;
+            let key = base.join(key);
             let key = PrivateKeyDer::from_pem_file(&key)
                 .map_err(|err| format!("cannot read the PEM key: {err}: {}", key.display()))?;
             builder

@@ -8,7 +8,7 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use vigil::alert::{Alert, Phase};
-use vigil::capture::{AudioBlock, Sample, Stamp, VideoFrame};
+use vigil::capture::{AudioBlock, Sample, Stamp, VideoFrame, pack_rgb_rows};
 use vigil::profile::Profile;
 use vigil::runtime::{InlineDetector, Media};
 
@@ -386,21 +386,7 @@ fn to_sample(state: &mut State, buf: &gst::BufferRef) -> Result<Sample, String> 
             let data = frame
                 .plane_data(0)
                 .map_err(|err| format!("cannot read plane 0: {err}"))?;
-            // Rows are padded to 4 bytes: copy them out at the real stride.
-            let stride = usize::try_from(frame.plane_stride()[0])
-                .map_err(|_| "negative stride".to_string())?;
-            let row = width as usize * 3;
-            let rows = height as usize;
-            if stride < row || data.len() < stride * rows.saturating_sub(1) + row {
-                return Err(format!(
-                    "frame of {} bytes too small for {rows} rows of {row} bytes",
-                    data.len()
-                ));
-            }
-            let mut rgb = Vec::with_capacity(row * rows);
-            for y in 0..rows {
-                rgb.extend_from_slice(&data[y * stride..y * stride + row]);
-            }
+            let rgb = pack_rgb_rows(data, frame.plane_stride()[0], width, height)?;
             let pts = buf
                 .pts()
                 .map_or(Duration::ZERO, |pts| Duration::from_nanos(pts.nseconds()));

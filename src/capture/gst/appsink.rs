@@ -10,7 +10,9 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
-use crate::capture::{AudioBlock, CaptureError, GstSettings, Sample, Source, Stamp, VideoFrame};
+use crate::capture::{
+    AudioBlock, CaptureError, GstSettings, Sample, Source, Stamp, VideoFrame, pack_rgb_rows,
+};
 
 /// Name of the appsink vigil appends to the user's pipeline fragment.
 const SINK_NAME: &str = "vigil_sink";
@@ -178,21 +180,8 @@ impl GstSource {
                 let data = frame
                     .plane_data(0)
                     .map_err(|err| malformed(format!("cannot read plane 0: {err}")))?;
-                // GStreamer pads RGB rows to 4 bytes: copy row by row with the real stride.
-                let stride = usize::try_from(frame.plane_stride()[0])
-                    .map_err(|_| malformed("negative stride".into()))?;
-                let row = width as usize * 3;
-                let rows = height as usize;
-                if stride < row || data.len() < stride * (rows - 1) + row {
-                    return Err(malformed(format!(
-                        "buffer of {} bytes too small for {rows} rows of {row} bytes at stride {stride}",
-                        data.len()
-                    )));
-                }
-                let mut rgb = Vec::with_capacity(row * rows);
-                for y in 0..rows {
-                    rgb.extend_from_slice(&data[y * stride..y * stride + row]);
-                }
+                let rgb = pack_rgb_rows(data, frame.plane_stride()[0], width, height)
+                    .map_err(malformed)?;
                 let stamp = self.stamp(running, sample, pts);
                 Ok(Sample::Video(VideoFrame {
                     stamp,
