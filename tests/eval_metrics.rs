@@ -17,7 +17,7 @@ use serde_json::Value;
 use vigil::eval::{
     self, CsvProblem, EvalError, aupro, average_precision, evaluate, f1_max, pr_auc_trapezoid,
     precision_recall_curve, precision_recall_curve_legacy, pro_curve, read_scores_csv, roc_auc,
-    roc_curve,
+    roc_curve, xd_violence_ap,
 };
 use vigil::io::npy::read_npy;
 
@@ -555,4 +555,39 @@ fn score_file_errors_name_the_file_and_line() {
             ..
         })
     ));
+}
+
+#[test]
+fn xd_violence_frame_ap_matches_the_xd_test_code_under_sklearn() {
+    let path = fixtures().join("../mavd/xd_ap.json");
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for case in fixture["cases"].as_array().unwrap() {
+        let scores: Vec<f64> = case["snippet_scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let labels: Vec<bool> = case["frame_labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64() == Some(1))
+            .collect();
+        let name = case["name"].as_str().unwrap();
+        assert_close(
+            name,
+            xd_violence_ap(&scores, &labels).unwrap(),
+            f(case, "ap"),
+        );
+        // Labels for one frame too many: refused, not compared shifted.
+        let mut longer = labels.clone();
+        longer.push(false);
+        let err = xd_violence_ap(&scores, &longer).unwrap_err();
+        assert!(
+            matches!(err, EvalError::LengthMismatch { scores: s, labels: l, .. }
+                if s == 16 * scores.len() && l == longer.len()),
+            "{err}"
+        );
+    }
 }

@@ -8,7 +8,8 @@
 //! * [`pr_auc_trapezoid`]: `sklearn.metrics.auc(recall, precision)` over the precision–recall
 //!   curve, which is what the XD-Violence evaluation (`test.py`) reports as "AP". It differs
 //!   from [`average_precision`] (a step sum) by the trapezoids, notably the first one from the
-//!   curve's artificial (recall 0, precision 1) end point.
+//!   curve's artificial (recall 0, precision 1) end point. [`xd_violence_ap`] applies it to
+//!   snippet scores repeated over their 16 frames, as that code does.
 //! * [`f1_max`]: the best F1 over the thresholds of the precision–recall curve.
 //! * [`aupro`], [`pro_curve`]: the per-region overlap curve and its normalised area up to a
 //!   false-positive rate, as the MVTec AD evaluation code (`pro_curve_util.py` `compute_pro`,
@@ -38,8 +39,8 @@ use serde::Serialize;
 pub use csv::{CsvProblem, read_scores_csv};
 pub use pro::{AUPRO_MAX_FPR, aupro, pro_curve};
 pub use ranking::{
-    Curve, average_precision, f1_max, pr_auc_trapezoid, precision_recall_curve,
-    precision_recall_curve_legacy, roc_auc, roc_curve,
+    Curve, XD_VIOLENCE_SNIPPET_FRAMES, average_precision, f1_max, pr_auc_trapezoid,
+    precision_recall_curve, precision_recall_curve_legacy, roc_auc, roc_curve, xd_violence_ap,
 };
 
 /// Why a metric could not be computed, with the facts needed to find the bad input.

@@ -250,6 +250,31 @@ pub fn pr_auc_trapezoid(scores: &[f64], labels: &[bool]) -> Result<f64, EvalErro
     Ok(Ranked::new("pr_auc_trapezoid", scores, labels)?.pr_auc_trapezoid())
 }
 
+/// Frames per snippet in the XD-Violence protocol (16 frames at 24 fps).
+pub const XD_VIOLENCE_SNIPPET_FRAMES: usize = 16;
+
+/// Frame-level "AP" as the XD-Violence test code computes it: each snippet score repeated for
+/// its 16 frames (`np.repeat(pred, 16)`), then [`pr_auc_trapezoid`] against the frame labels.
+/// Scores and labels are those of all test videos concatenated in list order; the labels must
+/// cover exactly 16 frames per snippet (a mismatch is where the original code would either
+/// crash or silently compare shifted frames).
+pub fn xd_violence_ap(snippet_scores: &[f64], frame_labels: &[bool]) -> Result<f64, EvalError> {
+    const METRIC: &str = "xd_violence_ap";
+    let frames = snippet_scores.len() * XD_VIOLENCE_SNIPPET_FRAMES;
+    if frames != frame_labels.len() {
+        return Err(EvalError::LengthMismatch {
+            metric: METRIC,
+            scores: frames,
+            labels: frame_labels.len(),
+        });
+    }
+    let repeated: Vec<f64> = snippet_scores
+        .iter()
+        .flat_map(|&score| std::iter::repeat_n(score, XD_VIOLENCE_SNIPPET_FRAMES))
+        .collect();
+    Ok(Ranked::new(METRIC, &repeated, frame_labels)?.pr_auc_trapezoid())
+}
+
 /// `(f1, threshold)`: the best F1 over the thresholds of [`precision_recall_curve`], where a
 /// sample is predicted positive when `score >= threshold`. Equal maxima go to the lowest
 /// threshold (the first `np.argmax` finds on scikit-learn's curve); F1 is computed from the
