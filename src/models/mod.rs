@@ -4,3 +4,4 @@
 pub mod audio_events;
 pub mod hyperspectral;
 pub mod industrial;
+pub mod violence;

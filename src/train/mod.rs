@@ -12,6 +12,7 @@ pub mod fers;
 pub mod image;
 pub mod isstad;
 pub mod manifest;
+pub mod mavd;
 pub mod mobilenet;
 pub mod nn;
 pub mod onnx;
@@ -44,6 +45,10 @@ pub enum TrainError {
     Quantize(#[from] quantize::QuantizeError),
     #[error(transparent)]
     Torch(#[from] pytorch::TorchReadError),
+    #[error(transparent)]
+    MavdWeights(#[from] mavd::weights::WeightsError),
+    #[error(transparent)]
+    Window(#[from] crate::models::violence::window::WindowError),
     #[error(transparent)]
     Image(#[from] image::ImageError),
     #[error(transparent)]

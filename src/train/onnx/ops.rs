@@ -185,6 +185,42 @@ impl OnnxGraph {
         self.node("Slice", &[a, &starts, &ends, &axes], &[], &shape)
     }
 
+    /// 1-D `Conv` of `[N, C, L]` with stride 1: `weight` is `[out, C, k]`, padded `pad.0` before
+    /// and `pad.1` after, taps `dilation` apart.
+    pub fn conv1d(
+        &mut self,
+        a: &Value,
+        weight: &Value,
+        bias: &Value,
+        pad: (usize, usize),
+        dilation: usize,
+    ) -> Result<Value, ExportError> {
+        let mismatch = || ExportError::Incompatible {
+            op: format!("Conv1d(pads {pad:?}, dilation {dilation})"),
+            shapes: vec![a.shape.clone(), weight.shape.clone(), bias.shape.clone()],
+        };
+        let (&[n, c, len], &[out, c_w, k]) = (a.shape.as_slice(), weight.shape.as_slice()) else {
+            return Err(mismatch());
+        };
+        let span = dilation * k.saturating_sub(1) + 1;
+        let padded = len + pad.0 + pad.1;
+        if c != c_w || bias.shape != [out] || k == 0 || dilation == 0 || padded < span {
+            return Err(mismatch());
+        }
+        let attributes = [
+            Attr::Ints("kernel_shape", vec![k as i64]),
+            Attr::Ints("pads", vec![pad.0 as i64, pad.1 as i64]),
+            Attr::Ints("dilations", vec![dilation as i64]),
+            Attr::Ints("strides", vec![1]),
+        ];
+        self.node(
+            "Conv",
+            &[a, weight, bias],
+            &attributes,
+            &[n, out, padded - span + 1],
+        )
+    }
+
     /// `Concat` along `axis`; every other dimension must agree.
     pub fn concat(&mut self, values: &[&Value], axis: usize) -> Result<Value, ExportError> {
         let Some(first) = values.first() else {

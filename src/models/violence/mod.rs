@@ -1,0 +1,6 @@
+//! Audio-visual violence: MAVD heads (arXiv 2501.07496) scoring per-snippet video, audio and
+//! optical-flow features. A snippet is 16 frames at 24 fps with the 0.96 s of audio that ends
+//! where the snippet ends (XD-Violence's protocol).
+
+pub mod kernel;
+pub mod window;
