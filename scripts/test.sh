@@ -50,6 +50,10 @@ $train isstad train --data "$work/isstad/brick" --out "$work/isstad-run" --size 
   --mae-epochs 1 --pixel-epochs 1 --validation-every 6 --batch-size 8
 $train isstad export --run "$work/isstad-run"
 $train isstad eval --run "$work/isstad-run" --install "$work/isstad-models"
+# MAVD: the authors' heads imported (every tensor checked) and exported as the runtime's
+# sliding-window graph, checked against burn.
+$train mavd import --out "$work/mavd-authors"
+$train mavd export --run "$work/mavd-authors" --window 24 --out "$work/mavd-window.onnx"
 for profile in targets/*.toml; do target/release/vigil check "$profile"; done
 # Overload: two factory-line streams at twice what the model takes, 90 s through the whole
 # runtime (scripts/soak.sh runs the hour-long release soak).

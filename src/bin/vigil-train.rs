@@ -65,10 +65,74 @@ enum Family {
         #[command(subcommand)]
         command: IsstadCommand,
     },
+    /// MAVD, audio-visual violence: the authors' heads, training and XD-Violence evaluation.
+    Mavd {
+        #[command(subcommand)]
+        command: MavdCommand,
+    },
     /// MobileNetV2, the ImageNet backbone: conversion from torchvision weights.
     Mobilenet {
         #[command(subcommand)]
         command: MobileNetCommand,
+    },
+}
+
+/// A split folder holds `rgb.list`, `flow.list`, `audio.list` (XD-Violence's list files) and,
+/// for testing, `gt.npy` (frame labels, 16 per snippet, videos in list order).
+#[derive(Subcommand)]
+enum MavdCommand {
+    /// Load the authors' published heads (`*_model.pth`), checking every tensor, into a run
+    /// folder that `eval` and `export` read.
+    Import {
+        /// The folder with v_, a_, f_, va_, vf_ and vaf_model.pth.
+        #[arg(long, default_value = "../shared/data/mavd-weights")]
+        weights: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train as the paper does (Adam 1e-4, batch 128, 1000 steps, test AP every 10).
+    Train {
+        #[arg(long)]
+        train: PathBuf,
+        #[arg(long)]
+        test: PathBuf,
+        /// What relative paths in the lists start from (default: each split's folder).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 10)]
+        eval_every: usize,
+        /// Snippets per training bag.
+        #[arg(long, default_value_t = 200)]
+        train_snippets: usize,
+        #[arg(long, default_value_t = 500)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+        backend: BackendKind,
+    },
+    /// Frame-level AP of a run's weights on a test split, as XD-Violence's code computes it.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        test: PathBuf,
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Write the sliding-window ONNX graph the runtime runs, checked against burn.
+    Export {
+        #[arg(long)]
+        run: PathBuf,
+        /// Snippets the window holds (24 ≈ 16 s at 24 fps).
+        #[arg(long, default_value_t = 24)]
+        window: usize,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -349,6 +413,7 @@ fn run(cli: Cli) -> Result<()> {
         Family::Toy { command } => run_toy(command),
         Family::Mobilenet { command } => run_mobilenet(command),
         Family::Fers { command } => run_fers(command),
+        Family::Mavd { command } => run_mavd(command),
         Family::Isstad { command } => run_isstad(command),
         Family::Quantize {
             model,
@@ -701,6 +766,85 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
                     println!("installed {}", target.display());
                 }
             }
+            Ok(())
+        }
+    }
+}
+
+fn run_mavd(command: MavdCommand) -> Result<()> {
+    use vigil::train::mavd::train;
+    match command {
+        MavdCommand::Import { weights, out } => {
+            for report in train::import_authors(&weights, &out)? {
+                println!(
+                    "{}: {} tensors loaded ({} values){}",
+                    report.file.display(),
+                    report.loaded,
+                    report.parameters,
+                    if report.aliases > 0 {
+                        format!(", {} second names checked equal", report.aliases)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        MavdCommand::Train {
+            train: train_split,
+            test,
+            root,
+            out,
+            iterations,
+            batch_size,
+            eval_every,
+            train_snippets,
+            seed,
+            backend,
+        } => {
+            use vigil::train::mavd::model::MavdConfig;
+            let videos = train::read_split(&train_split, root.as_deref())?;
+            let [rgb, audio, flow] = train::feature_widths(&videos)?;
+            let config = train::MavdTrainConfig::new(MavdConfig::with_inputs(rgb, audio, flow))
+                .with_iterations(iterations)
+                .with_batch_size(batch_size)
+                .with_eval_every(eval_every)
+                .with_train_snippets(train_snippets)
+                .with_seed(seed);
+            let summary =
+                train::train(&train_split, &test, root.as_deref(), &out, config, backend)?;
+            println!(
+                "best test AP {:.4} at iteration {} of {} ({:.0} s); weights in {}",
+                summary.best_ap,
+                summary.best_iteration,
+                summary.iterations,
+                summary.seconds,
+                out.join(train::CHECKPOINT).display()
+            );
+            Ok(())
+        }
+        MavdCommand::Eval { run, test, root } => {
+            let device = burn::tensor::Device::flex();
+            let (mavd, config) = train::load_run(&run, &device)?;
+            let videos = train::read_split(&test, root.as_deref())?;
+            let labels = train::read_ground_truth(&test)?;
+            let evaluation = train::evaluate(&mavd, &videos, &labels, &device)?;
+            println!(
+                "AP {:.4} on {} videos ({} snippets), weights: {}",
+                evaluation.ap, evaluation.videos, evaluation.snippets, config.source
+            );
+            Ok(())
+        }
+        MavdCommand::Export { run, window, out } => {
+            let device = burn::tensor::Device::flex();
+            let (mavd, config) = train::load_run(&run, &device)?;
+            let worst =
+                vigil::train::mavd::export::write_window(&mavd, &config.train.model, window, &out)?;
+            println!(
+                "{}: a window of {window} snippets; burn and tract agree to {worst:.1e}",
+                out.display()
+            );
             Ok(())
         }
     }

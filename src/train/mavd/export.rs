@@ -286,3 +286,64 @@ fn fusion(mavd: &Mavd, graph: &mut OnnxGraph, x: &Value) -> Result<Value, Export
     let x = swap_time_channels(graph, &x)?;
     mil(&fusion.mil, graph, &x, "fusion.mil")
 }
+
+/// Writes the window graph to `path` after checking it against burn on probe features, for a
+/// full window and a half-full one. Returns the worst absolute score difference.
+pub fn write_window(
+    mavd: &Mavd,
+    config: &MavdConfig,
+    capacity: usize,
+    path: &std::path::Path,
+) -> Result<f32, crate::train::TrainError> {
+    use burn::prelude::*;
+
+    use crate::models::violence::window::WindowModel;
+    use crate::train::parity::ParityError;
+
+    let proto = export_window(mavd, config, capacity)?;
+    let model = WindowModel::from_proto(&proto)?;
+    let device = mavd.fusion.embed1.weight.device();
+    let mut worst = 0.0f32;
+    for snippets in [capacity, capacity.div_ceil(2)] {
+        let probe = |width: usize, modality: usize| {
+            let values = super::probe_features(snippets, width, modality);
+            let tensor = Tensor::<3>::from_data(
+                TensorData::new(values.clone(), [1, snippets, width]),
+                &device,
+            );
+            (values, tensor)
+        };
+        let (video, video_t) = probe(config.video.input, 0);
+        let (audio, audio_t) = probe(config.audio.input, 1);
+        let (flow, flow_t) = probe(config.flow.input, 2);
+        let burn: Vec<f32> = mavd
+            .forward(video_t, audio_t, flow_t)
+            .fused
+            .into_data()
+            .try_to_vec()
+            .map_err(|e| ParityError::Burn(format!("{e:?}")))?;
+        let tract = model.score(&video, &audio, &flow, snippets)?.fused;
+        if burn.len() != tract.len() {
+            return Err(ParityError::Shape {
+                burn: vec![burn.len()],
+                tract: vec![tract.len()],
+            }
+            .into());
+        }
+        // Scores lie in (0, 1): compared absolutely (a relative gap would blow up near 0).
+        for (a, b) in burn.iter().zip(&tract) {
+            let diff = (a - b).abs();
+            worst = worst.max(if diff.is_nan() { f32::INFINITY } else { diff });
+        }
+    }
+    if worst > 1e-4 {
+        return Err(ParityError::Mismatch {
+            max_abs_diff: worst,
+            index: 0,
+            tolerance: 1e-4,
+        }
+        .into());
+    }
+    crate::train::onnx::save(&proto, path)?;
+    Ok(worst)
+}

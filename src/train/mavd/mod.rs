@@ -2,8 +2,11 @@
 //! ([`model`]), their published weights loaded with every tensor accounted for ([`weights`]),
 //! and the sliding-window inference graph the runtime runs on tract ([`export`]).
 
+pub mod data;
 pub mod export;
+pub mod losses;
 pub mod model;
+pub mod train;
 pub mod weights;
 
 /// Deterministic features for tests and parity probes, shaped like pooled ReLU features

@@ -293,7 +293,9 @@ impl CausalConv {
         }
         .init([channels, channels, kernel], device)
         .val();
-        let magnitude = channel_norms(direction.clone());
+        // Through host data, so that the norm starts as a leaf of the autodiff graph too (a
+        // parameter built from a computed tensor is refused).
+        let magnitude = Tensor::from_data(channel_norms(direction.clone()).into_data(), device);
         let bound = 1.0 / ((channels * kernel) as f64).sqrt();
         Self {
             direction: Param::from_tensor(direction),

@@ -1,0 +1,291 @@
+//! XD-Violence's pre-extracted feature lists, read as MAVD's loader reads them (papers.md
+//! §2.1, §2.5).
+//!
+//! Three list files name `.npy` features, one path per line: RGB and flow with five crops per
+//! video on consecutive lines (`<name>__0.npy` … `<name>__4.npy`), audio with one file per
+//! video (`<name>__vggish.npy`), in the same video order. Labels come from the names:
+//! `_label_A` is normal, anything else violent. Each file holds `[snippets, features]` f32.
+//!
+//! Differing lengths between modalities crash the authors' test path. Here a difference of one
+//! snippet (the usual off-by-one of flow, one frame pair short) is trimmed to the shortest,
+//! as other XD-Violence code does, and logged; anything larger is an error naming the video.
+
+use std::path::{Path, PathBuf};
+
+use crate::io::npy::{NpyError, read_npy};
+
+/// Crops per video in the RGB and flow lists.
+pub const CROPS: usize = 5;
+/// Snippets per training bag: longer videos are subsampled, shorter ones zero-padded.
+pub const TRAIN_SNIPPETS: usize = 200;
+/// The largest length difference between modalities that is trimmed rather than refused.
+pub const TRIMMABLE_DIFFERENCE: usize = 1;
+
+/// Why a feature list or file could not be used. Each names the file, line or video.
+#[derive(Debug, thiserror::Error)]
+pub enum XdDataError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the lists do not line up: {rgb} RGB lines, {flow} flow lines, {audio} audio lines \
+         (expected RGB = flow = {CROPS} × audio)"
+    )]
+    ListLengths {
+        rgb: usize,
+        flow: usize,
+        audio: usize,
+    },
+    #[error("{list} line {line}: {path:?} is not `<name>__<crop>.npy` / `<name>__vggish.npy`")]
+    BadName {
+        list: PathBuf,
+        line: usize,
+        path: String,
+    },
+    #[error("{list} line {line}: expected video {expected:?} crop {crop}, found {found:?}")]
+    Misaligned {
+        list: PathBuf,
+        line: usize,
+        expected: String,
+        crop: usize,
+        found: String,
+    },
+    #[error(transparent)]
+    Npy(#[from] NpyError),
+    #[error("{path}: shape {shape:?}, expected [snippets, {width}] with at least one snippet")]
+    Shape {
+        path: PathBuf,
+        shape: Vec<usize>,
+        width: String,
+    },
+    #[error(
+        "video {video}: modalities differ in length (RGB {rgb}, flow {flow}, audio {audio} \
+         snippets); more than {TRIMMABLE_DIFFERENCE} apart is not trimmed"
+    )]
+    LengthsDiffer {
+        video: String,
+        rgb: usize,
+        flow: usize,
+        audio: usize,
+    },
+    #[error("{path}: a feature is not finite at snippet {snippet}")]
+    NotFinite { path: PathBuf, snippet: usize },
+}
+
+/// One video of a list: its name, label and feature files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XdVideo {
+    pub name: String,
+    pub violent: bool,
+    pub rgb: [PathBuf; CROPS],
+    pub flow: [PathBuf; CROPS],
+    pub audio: PathBuf,
+}
+
+/// `[snippets, width]` features of one file, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    pub snippets: usize,
+    pub width: usize,
+    pub values: Vec<f32>,
+}
+
+impl Features {
+    fn truncated(mut self, snippets: usize) -> Self {
+        self.values.truncate(snippets * self.width);
+        self.snippets = snippets;
+        self
+    }
+}
+
+/// One crop of a video: RGB, flow and the video's audio, equally long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CropFeatures {
+    pub rgb: Features,
+    pub flow: Features,
+    pub audio: Features,
+}
+
+/// XD-Violence's naming: `_label_A` marks a normal video.
+pub fn is_violent(name: &str) -> bool {
+    !name.contains("_label_A")
+}
+
+fn read_list(path: &Path) -> Result<Vec<String>, XdDataError> {
+    let text = std::fs::read_to_string(path).map_err(|source| XdDataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// `(name, suffix)` of `<dir>/<name>__<suffix>.npy`.
+fn split_name(entry: &str) -> Option<(String, String)> {
+    let file = Path::new(entry).file_name()?.to_str()?;
+    let stem = file.strip_suffix(".npy")?;
+    let (name, suffix) = stem.rsplit_once("__")?;
+    (!name.is_empty()).then(|| (name.to_string(), suffix.to_string()))
+}
+
+/// Reads the three lists. Relative paths in them are taken from `root` (the authors' lists
+/// start with `./XDData/…`, relative to their repository).
+pub fn read_lists(
+    rgb_list: &Path,
+    flow_list: &Path,
+    audio_list: &Path,
+    root: &Path,
+) -> Result<Vec<XdVideo>, XdDataError> {
+    let (rgb, flow, audio) = (
+        read_list(rgb_list)?,
+        read_list(flow_list)?,
+        read_list(audio_list)?,
+    );
+    if rgb.len() != flow.len() || rgb.len() != CROPS * audio.len() {
+        return Err(XdDataError::ListLengths {
+            rgb: rgb.len(),
+            flow: flow.len(),
+            audio: audio.len(),
+        });
+    }
+    let bad_name = |list: &Path, line: usize, path: &str| XdDataError::BadName {
+        list: list.to_path_buf(),
+        line: line + 1,
+        path: path.to_string(),
+    };
+    let mut videos = Vec::with_capacity(audio.len());
+    for (index, audio_entry) in audio.iter().enumerate() {
+        let (name, suffix) =
+            split_name(audio_entry).ok_or_else(|| bad_name(audio_list, index, audio_entry))?;
+        if suffix != "vggish" {
+            return Err(bad_name(audio_list, index, audio_entry));
+        }
+        let crops = |list: &Path, entries: &[String]| -> Result<[PathBuf; CROPS], XdDataError> {
+            let mut paths: [PathBuf; CROPS] = Default::default();
+            for (crop, path) in paths.iter_mut().enumerate() {
+                let line = index * CROPS + crop;
+                let entry = &entries[line];
+                let (found, suffix) =
+                    split_name(entry).ok_or_else(|| bad_name(list, line, entry))?;
+                if found != name || suffix != crop.to_string() {
+                    return Err(XdDataError::Misaligned {
+                        list: list.to_path_buf(),
+                        line: line + 1,
+                        expected: name.clone(),
+                        crop,
+                        found: format!("{found}__{suffix}"),
+                    });
+                }
+                *path = root.join(entry);
+            }
+            Ok(paths)
+        };
+        videos.push(XdVideo {
+            violent: is_violent(&name),
+            rgb: crops(rgb_list, &rgb)?,
+            flow: crops(flow_list, &flow)?,
+            audio: root.join(audio_entry),
+            name,
+        });
+    }
+    Ok(videos)
+}
+
+/// Reads one `[snippets, width]` f32 file; `width` checks the feature width when given.
+pub fn read_features(path: &Path, width: Option<usize>) -> Result<Features, XdDataError> {
+    let array = read_npy::<f32>(path)?;
+    let shape_error = || XdDataError::Shape {
+        path: path.to_path_buf(),
+        shape: array.shape.clone(),
+        width: width.map_or("features".into(), |w| w.to_string()),
+    };
+    let &[snippets, found] = array.shape.as_slice() else {
+        return Err(shape_error());
+    };
+    if snippets == 0 || found == 0 || width.is_some_and(|w| w != found) {
+        return Err(shape_error());
+    }
+    if let Some(at) = array.data.iter().position(|v| !v.is_finite()) {
+        return Err(XdDataError::NotFinite {
+            path: path.to_path_buf(),
+            snippet: at / found,
+        });
+    }
+    Ok(Features {
+        snippets,
+        width: found,
+        values: array.data,
+    })
+}
+
+/// Input widths of a model for these features: `[rgb, audio, flow]`.
+pub type Widths = [Option<usize>; 3];
+
+impl XdVideo {
+    /// One crop with its audio, lengths reconciled (see the module documentation).
+    pub fn crop(&self, crop: usize, widths: Widths) -> Result<CropFeatures, XdDataError> {
+        let rgb = read_features(&self.rgb[crop % CROPS], widths[0])?;
+        let audio = read_features(&self.audio, widths[1])?;
+        let flow = read_features(&self.flow[crop % CROPS], widths[2])?;
+        let lengths = [rgb.snippets, flow.snippets, audio.snippets];
+        let shortest = lengths.iter().copied().min().unwrap_or(0);
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        if longest - shortest > TRIMMABLE_DIFFERENCE {
+            return Err(XdDataError::LengthsDiffer {
+                video: self.name.clone(),
+                rgb: rgb.snippets,
+                flow: flow.snippets,
+                audio: audio.snippets,
+            });
+        }
+        if longest != shortest {
+            log::debug!(
+                "{}: trimming to {shortest} snippets (RGB {}, flow {}, audio {})",
+                self.name,
+                rgb.snippets,
+                flow.snippets,
+                audio.snippets
+            );
+        }
+        Ok(CropFeatures {
+            rgb: rgb.truncated(shortest),
+            flow: flow.truncated(shortest),
+            audio: audio.truncated(shortest),
+        })
+    }
+}
+
+/// The training form of one modality: exactly `length` rows. Longer inputs keep the rows at
+/// `linspace(0, n − 1, length)` (truncated to integers, as NumPy's integer cast does);
+/// shorter ones are zero-padded at the end.
+pub fn fit_length(features: &Features, length: usize) -> Vec<f32> {
+    let (n, width) = (features.snippets, features.width);
+    let mut out = vec![0.0; length * width];
+    if n > length {
+        for (row, chunk) in out.chunks_mut(width).enumerate() {
+            let source = if length > 1 {
+                (row as f64 * (n - 1) as f64 / (length - 1) as f64) as usize
+            } else {
+                0
+            };
+            chunk.copy_from_slice(&features.values[source * width..(source + 1) * width]);
+        }
+    } else {
+        out[..n * width].copy_from_slice(&features.values);
+    }
+    out
+}
+
+/// Valid length of a fitted bag: the number of RGB rows with any non-zero value (the
+/// authors' rule, which also counts an all-zero snippet inside a video as padding).
+pub fn valid_length(rgb: &[f32], width: usize) -> usize {
+    rgb.chunks(width.max(1))
+        .filter(|row| row.iter().any(|v| *v != 0.0))
+        .count()
+}
