@@ -63,9 +63,14 @@ if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
   python3 -m venv "$pyref"
   "$pyref/bin/pip" install --quiet numpy onnx onnxruntime
 fi
+if ! "$pyref/bin/python" -c "import cv2" 2>/dev/null; then
+  "$pyref/bin/pip" install --quiet opencv-python-headless
+fi
 "$pyref/bin/python" scripts/reference/check_onnx_ort.py "$train" \
   "$work/run/model.onnx" "$work/run/model-int8.onnx" "$work/mobilenet/mobilenet_v2.onnx" \
   models/fers-edge/*.onnx models/isstad-edge/*.onnx
+# Dense optical flow against OpenCV's DIS presets and Farneback on pairs with known motion.
+"$pyref/bin/python" scripts/bench/flow.py target/release/vigil --repeats 3
 
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc

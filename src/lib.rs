@@ -11,6 +11,7 @@ pub mod decide;
 pub mod detector;
 pub mod eval;
 pub mod evidence;
+pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hsi;

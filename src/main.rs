@@ -71,6 +71,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "all")]
         suite: BenchSuite,
     },
+    /// Dense optical flow on frame pairs with known motion (`<name>.frames.npy` +
+    /// `<name>.flow.npy`, as scripts/bench/flow.py writes them): endpoint error and time per
+    /// pair of each search preset, as JSON lines.
+    FlowBench {
+        dir: PathBuf,
+        /// Timed runs per pair and preset (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -481,6 +490,11 @@ fn main() -> Result<()> {
             print!("{}", report.render(spec));
         }
         Command::Bench { runs, suite } => bench(runs, suite)?,
+        Command::FlowBench { dir, repeats } => {
+            for result in vigil::flow::bench::run(&dir, repeats)? {
+                println!("{}", serde_json::to_string(&result)?);
+            }
+        }
         Command::Soak {
             seconds,
             streams,
