@@ -3,4 +3,5 @@
 //! where the snippet ends (XD-Violence's protocol).
 
 pub mod kernel;
+pub mod snippet;
 pub mod window;
