@@ -105,51 +105,15 @@ impl GstSource {
     fn stamp(&mut self, running: &Running, sample: &gst::Sample, pts: gst::ClockTime) -> Stamp {
         let seq = self.next_seq;
         self.next_seq += 1;
-        // Convert the buffer's running time to the pipeline clock, then to the wall clock by
-        // the clock's current offset from it: this is when the sensor produced the buffer, not
-        // when we got it.
-        let running_time = sample
-            .segment()
-            .and_then(|segment| segment.downcast_ref::<gst::ClockTime>())
-            .and_then(|segment| segment.to_running_time(pts))
-            .unwrap_or(pts);
-        let captured_at = match (running.pipeline.clock(), running.pipeline.base_time()) {
-            (Some(clock), Some(base)) => {
-                let now_clock = clock.time();
-                let captured_clock = base + running_time;
-                let age = now_clock.saturating_sub(captured_clock);
-                SystemTime::now() - Duration::from_nanos(age.nseconds())
-            }
-            _ => SystemTime::now(),
-        };
         Stamp {
             pts: Duration::from_nanos(pts.nseconds()),
-            captured_at,
+            captured_at: capture_time(&running.pipeline, sample, pts),
             seq,
         }
     }
 
-    /// The first error or end-of-stream waiting on the bus, if any.
     fn poll_bus(bus: &gst::Bus) -> Result<bool, CaptureError> {
-        while let Some(message) = bus.pop_filtered(&[
-            gst::MessageType::Error,
-            gst::MessageType::Eos,
-            gst::MessageType::Warning,
-        ]) {
-            match message.view() {
-                gst::MessageView::Error(err) => return Err(bus_error(err)),
-                gst::MessageView::Eos(_) => return Ok(true),
-                gst::MessageView::Warning(warning) => {
-                    log::warn!(
-                        "GStreamer warning from {}: {}",
-                        source_name(message.src()),
-                        warning.error()
-                    );
-                }
-                _ => {}
-            }
-        }
-        Ok(false)
+        poll_bus(bus)
     }
 
     fn convert(&mut self, running: &Running, sample: &gst::Sample) -> Result<Sample, CaptureError> {
@@ -166,22 +130,7 @@ impl GstSource {
         let pts = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
         match self.config.stream {
             GstStream::Video { width, height } => {
-                let info = gst_video::VideoInfo::from_caps(caps)
-                    .map_err(|err| malformed(format!("video caps {caps}: {err}")))?;
-                if info.width() != width || info.height() != height {
-                    return Err(malformed(format!(
-                        "expected {width}x{height}, got {}x{}",
-                        info.width(),
-                        info.height()
-                    )));
-                }
-                let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
-                    .map_err(|err| malformed(format!("cannot map video buffer: {err}")))?;
-                let data = frame
-                    .plane_data(0)
-                    .map_err(|err| malformed(format!("cannot read plane 0: {err}")))?;
-                let rgb = pack_rgb_rows(data, frame.plane_stride()[0], width, height)
-                    .map_err(malformed)?;
+                let rgb = rgb_frame(buffer, caps, width, height).map_err(malformed)?;
                 let stamp = self.stamp(running, sample, pts);
                 Ok(Sample::Video(VideoFrame {
                     stamp,
@@ -191,20 +140,7 @@ impl GstSource {
                 }))
             }
             GstStream::Audio { rate } => {
-                let map = buffer
-                    .map_readable()
-                    .map_err(|err| malformed(format!("cannot map audio buffer: {err}")))?;
-                let bytes = map.as_slice();
-                if bytes.len() % 4 != 0 {
-                    return Err(malformed(format!(
-                        "audio buffer of {} bytes is not whole f32 samples",
-                        bytes.len()
-                    )));
-                }
-                let samples = bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
+                let samples = f32_samples(buffer).map_err(malformed)?;
                 let stamp = self.stamp(running, sample, pts);
                 Ok(Sample::Audio(AudioBlock {
                     stamp,
@@ -214,6 +150,95 @@ impl GstSource {
             }
         }
     }
+}
+
+/// When the sensor produced the buffer, on the wall clock: its running time converted to the
+/// pipeline clock, then moved by the clock's current offset from the wall clock (not when
+/// vigil got it).
+pub(super) fn capture_time(
+    pipeline: &gst::Pipeline,
+    sample: &gst::Sample,
+    pts: gst::ClockTime,
+) -> SystemTime {
+    let running_time = sample
+        .segment()
+        .and_then(|segment| segment.downcast_ref::<gst::ClockTime>())
+        .and_then(|segment| segment.to_running_time(pts))
+        .unwrap_or(pts);
+    match (pipeline.clock(), pipeline.base_time()) {
+        (Some(clock), Some(base)) => {
+            let now_clock = clock.time();
+            let captured_clock = base + running_time;
+            let age = now_clock.saturating_sub(captured_clock);
+            SystemTime::now() - Duration::from_nanos(age.nseconds())
+        }
+        _ => SystemTime::now(),
+    }
+}
+
+/// The packed RGB pixels of a `width × height` RGB buffer.
+pub(super) fn rgb_frame(
+    buffer: &gst::BufferRef,
+    caps: &gst::CapsRef,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, String> {
+    let info =
+        gst_video::VideoInfo::from_caps(caps).map_err(|err| format!("video caps {caps}: {err}"))?;
+    if info.width() != width || info.height() != height {
+        return Err(format!(
+            "expected {width}x{height}, got {}x{}",
+            info.width(),
+            info.height()
+        ));
+    }
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+        .map_err(|err| format!("cannot map video buffer: {err}"))?;
+    let data = frame
+        .plane_data(0)
+        .map_err(|err| format!("cannot read plane 0: {err}"))?;
+    pack_rgb_rows(data, frame.plane_stride()[0], width, height)
+}
+
+/// The samples of an interleaved mono F32LE buffer.
+pub(super) fn f32_samples(buffer: &gst::BufferRef) -> Result<Vec<f32>, String> {
+    let map = buffer
+        .map_readable()
+        .map_err(|err| format!("cannot map audio buffer: {err}"))?;
+    let bytes = map.as_slice();
+    if bytes.len() % 4 != 0 {
+        return Err(format!(
+            "audio buffer of {} bytes is not whole f32 samples",
+            bytes.len()
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// The first error or end-of-stream waiting on the bus, if any (warnings are logged).
+pub(super) fn poll_bus(bus: &gst::Bus) -> Result<bool, CaptureError> {
+    while let Some(message) = bus.pop_filtered(&[
+        gst::MessageType::Error,
+        gst::MessageType::Eos,
+        gst::MessageType::Warning,
+    ]) {
+        match message.view() {
+            gst::MessageView::Error(err) => return Err(bus_error(err)),
+            gst::MessageView::Eos(_) => return Ok(true),
+            gst::MessageView::Warning(warning) => {
+                log::warn!(
+                    "GStreamer warning from {}: {}",
+                    source_name(message.src()),
+                    warning.error()
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
 }
 
 fn build(config: &GstConfig) -> Result<(gst::Pipeline, gst_app::AppSink), CaptureError> {
@@ -231,12 +256,12 @@ fn build(config: &GstConfig) -> Result<(gst::Pipeline, gst_app::AppSink), Captur
     Ok((pipeline, sink))
 }
 
-fn source_name(src: Option<&gst::Object>) -> String {
+pub(super) fn source_name(src: Option<&gst::Object>) -> String {
     src.map(|s| s.path_string().to_string())
         .unwrap_or_else(|| "pipeline".into())
 }
 
-fn bus_error(err: &gst::message::Error) -> CaptureError {
+pub(super) fn bus_error(err: &gst::message::Error) -> CaptureError {
     let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
     CaptureError::Gst(format!(
         "{}: {}{debug}",

@@ -7,9 +7,11 @@
 //! and the pipeline's own drop-oldest channel decides what is lost, so every drop is counted.
 
 mod appsink;
+mod av;
 
 pub use super::GstSettings;
 pub use appsink::{GstConfig, GstSource, GstStream, OnStart};
+pub use av::{AvConfig, AvSource};
 
 use super::CaptureError;
 

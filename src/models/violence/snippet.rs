@@ -33,6 +33,11 @@ pub struct SnippetConfig {
     pub max_repeat: usize,
     /// How far (in video time) a complete snippet waits for its audio.
     pub max_audio_wait: Duration,
+    /// Audio blocks starting within this of where the previous one ended are taken as
+    /// contiguous: resampling and demuxing round timestamps by a few samples, and a gap or
+    /// overlap that small is not lost or repeated audio (GStreamer's audio sinks use the same
+    /// 40 ms `alignment-threshold`).
+    pub audio_alignment: Duration,
 }
 
 impl Default for SnippetConfig {
@@ -44,6 +49,7 @@ impl Default for SnippetConfig {
             audio_window: 15_360,
             max_repeat: 6,
             max_audio_wait: Duration::from_secs(2),
+            audio_alignment: Duration::from_millis(40),
         }
     }
 }
@@ -247,9 +253,13 @@ impl SnippetAssembler {
                 seq: block.stamp.seq,
             });
         }
-        let first = self.sample_at(block.stamp.pts);
+        let mut first = self.sample_at(block.stamp.pts);
         let end = self.audio_start + self.audio.len() as u64;
         let mut samples = block.samples.as_slice();
+        let tolerance = self.sample_at(self.config.audio_alignment);
+        if !self.audio.is_empty() && first.abs_diff(end) <= tolerance {
+            first = end;
+        }
         if self.audio.is_empty() {
             self.audio_start = first;
         } else if first > end {
