@@ -71,6 +71,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "all")]
         suite: BenchSuite,
     },
+    /// Score one video's pre-extracted snippet features (XD-Violence layout: `[snippets,
+    /// width]` f32 `.npy` per modality) with a MAVD window graph (`vigil-train mavd export`),
+    /// as a stream: CSV of each snippet's live and settled scores.
+    MavdScore {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        rgb: PathBuf,
+        #[arg(long)]
+        audio: PathBuf,
+        #[arg(long)]
+        flow: PathBuf,
+    },
     /// Dense optical flow on frame pairs with known motion (`<name>.frames.npy` +
     /// `<name>.flow.npy`, as scripts/bench/flow.py writes them): endpoint error and time per
     /// pair of each search preset, as JSON lines.
@@ -490,6 +503,12 @@ fn main() -> Result<()> {
             print!("{}", report.render(spec));
         }
         Command::Bench { runs, suite } => bench(runs, suite)?,
+        Command::MavdScore {
+            model,
+            rgb,
+            audio,
+            flow,
+        } => mavd_score(&model, &rgb, &audio, &flow)?,
         Command::FlowBench { dir, repeats } => {
             for result in vigil::flow::bench::run(&dir, repeats)? {
                 println!("{}", serde_json::to_string(&result)?);
@@ -506,6 +525,30 @@ fn main() -> Result<()> {
             let (values, labels) = vigil::eval::read_scores_csv(&scores)?;
             print!("{}", vigil::eval::evaluate(&values, &labels)?.render());
         }
+    }
+    Ok(())
+}
+
+fn mavd_score(model: &Path, rgb: &Path, audio: &Path, flow: &Path) -> Result<()> {
+    use vigil::models::violence::{features, window};
+    let snippets = features::read_snippets(rgb, audio, flow)?;
+    let mut scorer = window::StreamingScorer::new(window::WindowModel::load(model)?);
+    let mut live = Vec::with_capacity(snippets.len());
+    let mut settled = Vec::with_capacity(snippets.len());
+    for snippet in &snippets {
+        let pushed = scorer.push(snippet)?;
+        live.push(pushed.live.fused);
+        settled.extend(pushed.settled);
+    }
+    settled.extend(scorer.finish());
+    println!("snippet,start_s,live,settled,video,audio,flow");
+    for (scores, live) in settled.iter().zip(&live) {
+        // 16 frames at 24 fps per snippet.
+        let start = scores.index as f64 * 16.0 / 24.0;
+        println!(
+            "{},{start:.3},{live:.6},{:.6},{:.6},{:.6},{:.6}",
+            scores.index, scores.fused, scores.video, scores.audio, scores.flow
+        );
     }
     Ok(())
 }

@@ -524,3 +524,55 @@ fn damaged_checkpoints_are_refused_naming_the_tensor() {
         "{err}"
     );
 }
+
+#[test]
+fn vigil_scores_pre_extracted_feature_files_with_the_authors_heads() {
+    let (mavd, config, device) = authors();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("window.onnx");
+    vigil::train::onnx::save(&export_window(&mavd, &config, 16).unwrap(), &model).unwrap();
+    let input = Input::random(&config, 12, &mut SplitMix64::new(51));
+    let write = |name: &str, values: &[f32], snippets: usize, width: usize| {
+        let path = dir.path().join(name);
+        vigil::io::npy::write_npy(&path, &[snippets, width], values).unwrap();
+        path
+    };
+    let rgb = write("v__0.npy", &input.video, 12, 1024);
+    let audio = write("v__vggish.npy", &input.audio, 12, 128);
+    let flow = write("flow__0.npy", &input.flow, 12, 1024);
+    let run = |flow: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["mavd-score", "--model"])
+            .arg(&model)
+            .arg("--rgb")
+            .arg(&rgb)
+            .arg("--audio")
+            .arg(&audio)
+            .arg("--flow")
+            .arg(flow)
+            .output()
+            .unwrap()
+    };
+    let output = run(&flow);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let settled: Vec<f32> = text
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
+    // The window holds the whole video: the settled scores are the offline ones.
+    let whole = offline(&mavd, &config, &input, &device);
+    assert!(max_diff(&settled, &whole.fused) < TOLERANCE);
+
+    // Flow three snippets short: refused with every length named.
+    let short = write("short__0.npy", &input.flow[..9 * 1024], 9, 1024);
+    let output = run(&short);
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("RGB 12, audio 12, flow 9"), "{err}");
+}
