@@ -38,6 +38,15 @@ fn converted_mobilenet_classifies_real_photos_in_tract() {
     .expect("conversion");
     assert!(done.parity.max_abs_diff <= 1e-4, "{:?}", done.parity);
     assert!(done.record.is_file());
+    // The feature extractor MAVD-edge's RGB stream reads: the classifier's own input.
+    assert!(done.features_relative <= 1e-4, "{}", done.features_relative);
+    let features = plan(&load(&done.features_onnx).expect("features onnx")).expect("plan");
+    let pooled = run_plan(&features, &[1, 3, 224, 224], &cat).expect("features");
+    assert_eq!(pooled.len(), 1280);
+    assert!(
+        pooled.iter().all(|v| v.is_finite() && *v >= 0.0),
+        "ReLU6 features are >= 0"
+    );
 
     let plan = plan(&load(&done.onnx).expect("onnx")).expect("tract plan");
     let shape = [1, 3, 224, 224];

@@ -537,6 +537,11 @@ fn run_mobilenet(command: MobileNetCommand) -> Result<()> {
                 done.parity.max_abs_diff,
                 probe.display()
             );
+            println!(
+                "{}: pooled 1280-d features, burn and tract agree to {:.1e} of their scale",
+                done.features_onnx.display(),
+                done.features_relative
+            );
         }
         MobileNetCommand::Classify { model, photos } => {
             let model = onnx::load(&model)?;

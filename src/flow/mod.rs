@@ -11,6 +11,7 @@
 //! what that costs in accuracy against OpenCV's presets on sequences with known motion.
 
 pub mod bench;
+pub mod descriptor;
 mod image;
 
 pub use image::{GrayImage, ImageError};

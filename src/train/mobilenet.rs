@@ -286,13 +286,17 @@ impl MobileNetV2 {
 
     /// Logits `[batch, 1000]` for normalised images `[batch, 3, H, W]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classifier.forward(self.pooled_features(images))
+    }
+
+    /// The globally averaged last-convolution features `[batch, 1280]`.
+    pub fn pooled_features(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = self.stem.forward(images);
         for block in &self.blocks {
             x = block.forward(x);
         }
         let x = self.head.forward(x);
-        let pooled = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
-        self.classifier.forward(pooled)
+        x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3)
     }
 
     pub fn probabilities(&self, images: Tensor<4>) -> Tensor<2> {
@@ -302,21 +306,38 @@ impl MobileNetV2 {
     /// The ONNX graph of [`Self::probabilities`] for a fixed input shape.
     pub fn to_onnx(&self, input_shape: [usize; 4]) -> Result<ModelProto, ExportError> {
         let mut graph = OnnxGraph::new("mobilenet_v2");
-        let input = graph.input("image", &input_shape)?;
-        let mut x = self.stem.export_onnx(&mut graph, &input, "stem")?;
-        for (index, block) in self.blocks.iter().enumerate() {
-            x = block.export_onnx(&mut graph, &x, &format!("blocks.{index}"))?;
-        }
-        let x = self.head.export_onnx(&mut graph, &x, "head")?;
-        let [batch, channels] = [x.shape[0], x.shape[1]];
-        let pooled = graph.node("GlobalAveragePool", &[&x], &[], &[batch, channels, 1, 1])?;
-        let pooled = graph.reshape(&pooled, &[batch, channels])?;
+        let pooled = self.export_pooled(&mut graph, input_shape)?;
         let logits = self
             .classifier
             .export_onnx(&mut graph, &pooled, "classifier")?;
         let probabilities = graph.softmax(&logits, 1)?;
         graph.output(&probabilities, "probabilities")?;
         Ok(graph.finish())
+    }
+
+    /// The feature extractor: the 1280 channels of the last convolution averaged over the
+    /// image (`features`, `[batch, 1280]`), the representation ImageNet's classifier reads.
+    pub fn to_features_onnx(&self, input_shape: [usize; 4]) -> Result<ModelProto, ExportError> {
+        let mut graph = OnnxGraph::new("mobilenet_v2_features");
+        let pooled = self.export_pooled(&mut graph, input_shape)?;
+        graph.output(&pooled, "features")?;
+        Ok(graph.finish())
+    }
+
+    fn export_pooled(
+        &self,
+        graph: &mut OnnxGraph,
+        input_shape: [usize; 4],
+    ) -> Result<super::onnx::Value, ExportError> {
+        let input = graph.input("image", &input_shape)?;
+        let mut x = self.stem.export_onnx(graph, &input, "stem")?;
+        for (index, block) in self.blocks.iter().enumerate() {
+            x = block.export_onnx(graph, &x, &format!("blocks.{index}"))?;
+        }
+        let x = self.head.export_onnx(graph, &x, "head")?;
+        let [batch, channels] = [x.shape[0], x.shape[1]];
+        let pooled = graph.node("GlobalAveragePool", &[&x], &[], &[batch, channels, 1, 1])?;
+        graph.reshape(&pooled, &[batch, channels])
     }
 }
 
@@ -382,6 +403,10 @@ pub struct Conversion {
     pub record: std::path::PathBuf,
     pub onnx: std::path::PathBuf,
     pub parity: super::parity::Parity,
+    /// The feature extractor (`mobilenet_v2_features.onnx`, pooled 1280-d output) and its
+    /// largest difference from burn relative to the largest feature.
+    pub features_onnx: std::path::PathBuf,
+    pub features_relative: f32,
 }
 
 /// Converts torchvision's `.pth` into a burn record (`mobilenet_v2.bpk`) and an ONNX graph
@@ -404,6 +429,21 @@ pub fn convert(
         super::parity::compare_values(net.probabilities(input), &model, &shape, probe, 1e-4)?;
     let onnx = out.join("mobilenet_v2.onnx");
     super::onnx::save(&model, &onnx)?;
+    let features_model = net.to_features_onnx(shape)?;
+    let input = Tensor::<4>::from_data(TensorData::new(probe.to_vec(), shape), &device);
+    let burn_features = super::onnx::tensor_values(net.pooled_features(input), "features")?;
+    let (_, tract_features) = super::parity::run_tract(&features_model, &shape, probe)?;
+    let features_relative = super::parity::relative_difference(&burn_features, &tract_features)?;
+    if features_relative > 1e-4 {
+        return Err(super::parity::ParityError::Mismatch {
+            max_abs_diff: features_relative,
+            index: 0,
+            tolerance: 1e-4,
+        }
+        .into());
+    }
+    let features_onnx = out.join("mobilenet_v2_features.onnx");
+    super::onnx::save(&features_model, &features_onnx)?;
     let record = out.join("mobilenet_v2.bpk");
     net.save_file(&record)
         .map_err(|e| super::TrainError::Checkpoint(format!("{}: {e}", record.display())))?;
@@ -411,6 +451,8 @@ pub fn convert(
         record,
         onnx,
         parity,
+        features_onnx,
+        features_relative,
     })
 }
 
