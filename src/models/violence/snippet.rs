@@ -1,5 +1,5 @@
 //! Cutting synchronised video and audio into XD-Violence snippets: 16 frames at 24 fps, with
-//! the 0.96 s of audio that ends where the snippet ends.
+//! the 0.96 s audio patch (96 log-mel frames, 15,600 samples) that ends where the snippet ends.
 //!
 //! Both streams carry presentation times on the pipeline's one clock. Frames are grouped by
 //! 16; a snippet is complete when the audio has reached its end time, and its audio window is
@@ -27,7 +27,8 @@ pub struct SnippetConfig {
     pub frames_per_second: u32,
     pub frames_per_snippet: usize,
     pub audio_rate: u32,
-    /// Audio window length in samples (0.96 s at 16 kHz: YAMNet's and VGGish's patch).
+    /// Audio window length in samples: the 15,600 samples (0.975 s at 16 kHz) whose 96 log-mel
+    /// frames of 25 ms at a 10 ms hop make the 0.96 s patch YAMNet and VGGish read.
     pub audio_window: usize,
     /// Longest run of missing frames filled by repeating the last one.
     pub max_repeat: usize,
@@ -46,7 +47,7 @@ impl Default for SnippetConfig {
             frames_per_second: 24,
             frames_per_snippet: 16,
             audio_rate: 16_000,
-            audio_window: 15_360,
+            audio_window: 15_600,
             max_repeat: 6,
             max_audio_wait: Duration::from_secs(2),
             audio_alignment: Duration::from_millis(40),

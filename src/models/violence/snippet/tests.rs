@@ -88,18 +88,18 @@ fn snippets_are_16_frames_with_the_audio_that_ends_with_them() {
         assert_eq!(snippet.end, Duration::from_nanos(end));
         // The audio window ends at the snippet's end: its last sample is the one just before.
         let end_sample = (end as f64 * 16e-6).round() as u64;
-        if end_sample >= 15_360 {
+        if end_sample >= 15_600 {
             let audio = snippet.audio.as_ref().unwrap();
-            assert_eq!(audio.len(), 15_360);
+            assert_eq!(audio.len(), 15_600);
             assert_eq!(snippet.audio_missing, 0, "snippet {i}");
-            let last = audio[15_359];
+            let last = audio[15_599];
             assert!(
                 (last - (end_sample - 1) as f32 / 16_000.0).abs() < 1e-6,
                 "snippet {i}"
             );
         } else {
             // The first snippet (0.667 s) starts before the stream has 0.96 s of audio.
-            assert_eq!(snippet.audio_missing as u64, 15_360 - end_sample);
+            assert_eq!(snippet.audio_missing as u64, 15_600 - end_sample);
         }
     }
 }
@@ -169,7 +169,7 @@ fn audio_lagging_behind_video_is_waited_for_then_given_up_on() {
     // Each snippet's audio, where present, still ends at its own end time.
     for snippet in snippets.iter().filter(|s| s.audio_missing == 0) {
         let end_sample = (snippet.end.as_nanos() as f64 * 16e-6).round();
-        let last = snippet.audio.as_ref().unwrap()[15_359];
+        let last = snippet.audio.as_ref().unwrap()[15_599];
         assert!((last - (end_sample as f32 - 1.0) / 16_000.0).abs() < 1e-5);
     }
 }
@@ -186,7 +186,7 @@ fn a_stream_without_audio_gives_snippets_without_it() {
     assert!(
         snippets
             .iter()
-            .all(|s| s.audio.is_none() && s.audio_missing == 15_360)
+            .all(|s| s.audio.is_none() && s.audio_missing == 15_600)
     );
     assert_eq!(assembler.stats().frames_dropped, 8);
 }
