@@ -71,6 +71,8 @@ fi
   models/fers-edge/*.onnx models/isstad-edge/*.onnx
 # Dense optical flow against OpenCV's DIS presets and Farneback on pairs with known motion.
 "$pyref/bin/python" scripts/bench/flow.py target/release/vigil --repeats 3
+# The surveillance pipeline stage by stage, with onnxruntime on the same extractor and head.
+"$pyref/bin/python" scripts/bench/mavd.py "$train" --seconds 6 --repeats 5
 
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc

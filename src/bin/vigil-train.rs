@@ -1,6 +1,6 @@
 //! `vigil-train`: trains, exports, quantizes and evaluates vigil's models with burn.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -123,6 +123,17 @@ enum MavdCommand {
         test: PathBuf,
         #[arg(long)]
         root: Option<PathBuf>,
+    },
+    /// The surveillance pipeline's cost per snippet by stage and its real-time factor on
+    /// generated camera + microphone input (`scripts/bench/mavd.py` adds onnxruntime's times).
+    #[cfg(feature = "gst")]
+    Bench {
+        #[arg(long, default_value = "var/mavd-bench")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+        #[arg(long, default_value_t = 24)]
+        window: usize,
     },
     /// Write the sliding-window ONNX graph the runtime runs, checked against burn.
     Export {
@@ -839,6 +850,22 @@ fn run_mavd(command: MavdCommand) -> Result<()> {
                 "AP {:.4} on {} videos ({} snippets), weights: {}",
                 evaluation.ap, evaluation.videos, evaluation.snippets, config.source
             );
+            Ok(())
+        }
+        #[cfg(feature = "gst")]
+        MavdCommand::Bench {
+            out,
+            seconds,
+            window,
+        } => {
+            let result = vigil::train::mavd::bench::run(
+                Path::new("models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth"),
+                Path::new("models/manifest.toml"),
+                &out,
+                seconds,
+                window,
+            )?;
+            println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
         MavdCommand::Export { run, window, out } => {

@@ -2,6 +2,8 @@
 //! ([`model`]), their published weights loaded with every tensor accounted for ([`weights`]),
 //! and the sliding-window inference graph the runtime runs on tract ([`export`]).
 
+#[cfg(feature = "gst")]
+pub mod bench;
 pub mod data;
 pub mod export;
 pub mod losses;
