@@ -14,6 +14,23 @@ pub enum ImageError {
     Empty { width: usize, height: usize },
 }
 
+/// A frame of `width × height` pixels of `channels` bytes must be non-empty and `got` long.
+fn check_size(width: usize, height: usize, channels: usize, got: usize) -> Result<(), ImageError> {
+    let expected = width * height * channels;
+    if expected == 0 {
+        return Err(ImageError::Empty { width, height });
+    }
+    if got != expected {
+        return Err(ImageError::Size {
+            width,
+            height,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
 /// A grey image, values in [0, 1], row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GrayImage {
@@ -33,18 +50,7 @@ impl GrayImage {
 
     /// From 8-bit grey pixels.
     pub fn from_gray8(width: usize, height: usize, pixels: &[u8]) -> Result<Self, ImageError> {
-        let expected = width * height;
-        if expected == 0 {
-            return Err(ImageError::Empty { width, height });
-        }
-        if pixels.len() != expected {
-            return Err(ImageError::Size {
-                width,
-                height,
-                expected,
-                got: pixels.len(),
-            });
-        }
+        check_size(width, height, 1, pixels.len())?;
         Ok(Self::from_values(
             width,
             height,
@@ -54,18 +60,7 @@ impl GrayImage {
 
     /// From packed RGB8, as ITU-R BT.601 luma (OpenCV's `COLOR_RGB2GRAY`).
     pub fn from_rgb8(width: usize, height: usize, pixels: &[u8]) -> Result<Self, ImageError> {
-        let expected = width * height * 3;
-        if width * height == 0 {
-            return Err(ImageError::Empty { width, height });
-        }
-        if pixels.len() != expected {
-            return Err(ImageError::Size {
-                width,
-                height,
-                expected,
-                got: pixels.len(),
-            });
-        }
+        check_size(width, height, 3, pixels.len())?;
         let data = pixels
             .chunks_exact(3)
             .map(|rgb| {

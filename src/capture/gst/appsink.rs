@@ -112,10 +112,6 @@ impl GstSource {
         }
     }
 
-    fn poll_bus(bus: &gst::Bus) -> Result<bool, CaptureError> {
-        poll_bus(bus)
-    }
-
     fn convert(&mut self, running: &Running, sample: &gst::Sample) -> Result<Sample, CaptureError> {
         let malformed = |detail: String| CaptureError::Malformed {
             source_name: self.config.settings.pipeline.clone(),
@@ -218,6 +214,22 @@ pub(super) fn f32_samples(buffer: &gst::BufferRef) -> Result<Vec<f32>, String> {
         .collect())
 }
 
+/// Sets the pipeline playing; on failure takes it back to NULL and returns the reason.
+pub(super) fn play(
+    pipeline: &gst::Pipeline,
+    bus: &gst::Bus,
+    description: &str,
+) -> Result<(), CaptureError> {
+    let Err(err) = pipeline.set_state(gst::State::Playing) else {
+        return Ok(());
+    };
+    // The reason (unknown format, caps that can't be negotiated, missing file) is on the bus;
+    // the state-change error itself only says that it failed.
+    let reason = poll_bus(bus).err();
+    let _ = pipeline.set_state(gst::State::Null);
+    Err(reason.unwrap_or_else(|| CaptureError::Gst(format!("cannot start `{description}`: {err}"))))
+}
+
 /// The first error or end-of-stream waiting on the bus, if any (warnings are logged).
 pub(super) fn poll_bus(bus: &gst::Bus) -> Result<bool, CaptureError> {
     while let Some(message) = bus.pop_filtered(&[
@@ -286,18 +298,11 @@ impl Source for GstSource {
         if let Some(on_start) = &self.on_start {
             on_start(&running.pipeline);
         }
-        if let Err(err) = running.pipeline.set_state(gst::State::Playing) {
-            // The reason (unknown format, caps that can't be negotiated, missing file) is on
-            // the bus; the state-change error itself only says that it failed.
-            let reason = Self::poll_bus(&running.bus).err();
-            let _ = running.pipeline.set_state(gst::State::Null);
-            return Err(reason.unwrap_or_else(|| {
-                CaptureError::Gst(format!(
-                    "cannot start `{}`: {err}",
-                    self.config.settings.pipeline
-                ))
-            }));
-        }
+        play(
+            &running.pipeline,
+            &running.bus,
+            &self.config.settings.pipeline,
+        )?;
         self.running = Some(running);
         Ok(())
     }
@@ -313,7 +318,7 @@ impl Source for GstSource {
             }
             // Errors first: a live source that failed may still have buffers queued, and a
             // camera that reports "device vanished" must not be read as if it were fine.
-            match Self::poll_bus(&running.bus) {
+            match poll_bus(&running.bus) {
                 Err(err) => break Err(err),
                 Ok(true) if running.sink.is_eos() => break Ok(None),
                 Ok(_) => {}

@@ -18,7 +18,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::appsink::{capture_time, f32_samples, poll_bus, rgb_frame};
+use super::appsink::{capture_time, f32_samples, play, poll_bus, rgb_frame};
 use crate::capture::{AudioBlock, CaptureError, GstSettings, Sample, Source, Stamp, VideoFrame};
 
 const VIDEO_SINK: &str = "vigil_video";
@@ -228,16 +228,11 @@ impl Source for AvSource {
         self.stop();
         self.interrupted.store(false, Ordering::SeqCst);
         let running = build(&self.config)?;
-        if let Err(err) = running.pipeline.set_state(gst::State::Playing) {
-            let reason = poll_bus(&running.bus).err();
-            let _ = running.pipeline.set_state(gst::State::Null);
-            return Err(reason.unwrap_or_else(|| {
-                CaptureError::Gst(format!(
-                    "cannot start `{}`: {err}",
-                    self.config.settings.pipeline
-                ))
-            }));
-        }
+        play(
+            &running.pipeline,
+            &running.bus,
+            &self.config.settings.pipeline,
+        )?;
         self.running = Some(running);
         Ok(())
     }
