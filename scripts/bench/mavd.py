@@ -50,12 +50,16 @@ def main():
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         rgb = ort.InferenceSession(vigil["rgb_model"], options, providers=["CPUExecutionProvider"])
-        rgb_frame = median_ms(rgb, {"image": np.load(out / "image.npy")}, args.repeats)
+        image = {"image": np.load(out / "image.npy")}
+        rgb_frame = median_ms(rgb, image, args.repeats)
+        # The same files must mean the same thing to both runtimes.
+        rgb_gap = np.abs(rgb.run(None, image)[0] - np.load(out / "rgb_features.npy")).max()
         head = ort.InferenceSession(vigil["head_model"], options,
                                     providers=["CPUExecutionProvider"])
         feeds = {name: np.load(out / f"{name}.npy")
                  for name in ("video", "audio", "flow", "key_bias", "local_kernel")}
         head_ms = median_ms(head, feeds, args.repeats)
+        head_gap = np.abs(head.run(["fused"], feeds)[0] - np.load(out / "head_fused.npy")).max()
 
     frames = 4  # RGB features from every 4th of a snippet's 16 frames
     print(f"MAVD-edge pipeline, {vigil['snippets']} snippets of 0.667 s, window "
@@ -71,6 +75,10 @@ def main():
     print(f"{'all stages':34}{total:10.1f} ms per 666.7 ms snippet "
           f"({666.7 / total:.1f}x real time on one core)")
     print(f"whole run, capture and decoding included: {vigil['real_time_factor']:.2f}x real time")
+    print(f"tract vs onnxruntime on the same inputs: RGB features {rgb_gap:.1e}, "
+          f"head scores {head_gap:.1e}")
+    if rgb_gap > 1e-3 or head_gap > 1e-4:
+        raise SystemExit("tract and onnxruntime disagree on vigil's ONNX files")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,30 @@ pub fn run(
             head_times.push(clock.elapsed());
             if !saved {
                 save_peer_inputs(out, &snippet.frames[0].rgb, &extracted.features, window)?;
+                // What vigil computes on those inputs, for the peer to compare against.
+                let rgb_features = extractor
+                    .rgb_features(&snippet.frames[0].rgb)
+                    .map_err(TrainError::Config)?;
+                write_npy(out.join("rgb_features.npy"), &[1, RGB_WIDTH], &rgb_features)
+                    .map_err(config_error)?;
+                let repeat = |values: &[f32]| -> Vec<f32> {
+                    std::iter::repeat_n(values, window)
+                        .flatten()
+                        .copied()
+                        .collect()
+                };
+                let features = &extracted.features;
+                let fused = scorer
+                    .model()
+                    .score(
+                        &repeat(&features.video),
+                        &repeat(&features.audio),
+                        &repeat(&features.flow),
+                        window,
+                    )?
+                    .fused;
+                write_npy(out.join("head_fused.npy"), &[1, window], &fused)
+                    .map_err(config_error)?;
                 saved = true;
             }
         }
