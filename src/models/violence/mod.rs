@@ -2,6 +2,7 @@
 //! optical-flow features. A snippet is 16 frames at 24 fps with the 0.96 s of audio that ends
 //! where the snippet ends (XD-Violence's protocol).
 
+pub mod decide;
 pub mod extract;
 pub mod features;
 pub mod kernel;
