@@ -103,7 +103,9 @@ impl ViolenceDecide {
         end: Duration,
     ) -> Option<ViolenceTransition> {
         let was_active = self.tracker.is_active();
-        if !was_active && !(scores.fused >= self.settings.fused.on) {
+        // NaN is not at or above anything: a broken snippet never starts an event.
+        let above_on = scores.fused >= self.settings.fused.on;
+        if !was_active && !above_on {
             // Not (yet) part of an event: forget what earlier idle snippets fired.
             self.modalities = Modalities::default();
         } else {
