@@ -1,4 +1,5 @@
 //! Prepare: sensor data to model tensors.
 
+pub mod imagenet;
 pub mod mel;
 pub mod resize;

@@ -29,8 +29,7 @@ const BLOCKS: [(usize, usize, usize, usize); 7] = [
 ];
 
 /// ImageNet normalisation torchvision's weights expect (RGB, after scaling to [0, 1]).
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub use crate::prepare::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
 
 /// Conv → BatchNorm → optional ReLU6.
 #[derive(Module, Debug)]

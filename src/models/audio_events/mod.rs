@@ -10,4 +10,4 @@ mod prepare;
 pub use decide::{AudioEventsDecide, AudioEventsSettings, EventClass, SettingsError};
 pub use labels::{ClassMap, LabelError};
 pub use model::{ClassScores, YamnetDetector};
-pub use prepare::{AudioEventsPrepare, MelPatch};
+pub use prepare::{AudioEventsPrepare, MelPatch, input_quantization};

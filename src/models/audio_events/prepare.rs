@@ -39,21 +39,28 @@ fn stage_error(detail: String) -> StageError {
     }
 }
 
+/// The u8 quantization of the model's log-mel input, `(scale, zero_point)`.
+pub fn input_quantization(spec: &ModelSpec) -> Result<(f32, u8), StageError> {
+    let input = spec
+        .inputs
+        .first()
+        .ok_or_else(|| stage_error("model has no input".into()))?;
+    let (Some(scale), Some(zero_point)) = (input.scale, input.zero_point) else {
+        return Err(stage_error(format!(
+            "model {} input {} lacks scale or zero_point",
+            spec.name, input.name
+        )));
+    };
+    let zero_point = u8::try_from(zero_point)
+        .map_err(|_| stage_error(format!("zero point {zero_point} does not fit u8")))?;
+    Ok((scale, zero_point))
+}
+
 impl AudioEventsPrepare {
     /// Reads the input quantization from the model's manifest entry.
     pub fn new(spec: &ModelSpec, config: LogMelConfig) -> Result<Self, StageError> {
-        let input = spec
-            .inputs
-            .first()
-            .ok_or_else(|| stage_error("model has no input".into()))?;
-        let (Some(scale), Some(zero_point)) = (input.scale, input.zero_point) else {
-            return Err(stage_error(format!(
-                "model {} input {} lacks scale or zero_point",
-                spec.name, input.name
-            )));
-        };
-        let zero_point = u8::try_from(zero_point)
-            .map_err(|_| stage_error(format!("zero point {zero_point} does not fit u8")))?;
+        let (scale, zero_point) = input_quantization(spec)?;
+        let input = &spec.inputs[0];
         let expected = config.patch_frames * config.mel_bands;
         if input.shape.iter().product::<usize>() != expected {
             return Err(stage_error(format!(

@@ -18,14 +18,12 @@ use tract_onnx::prelude::*;
 use super::snippet::Snippet;
 use super::window::SnippetFeatures;
 use crate::detector::Plan;
-use crate::flow::descriptor::{FlowDescriptor, WIDTH as FLOW_WIDTH};
+use crate::flow::descriptor::FlowDescriptor;
 use crate::flow::{DisParams, GrayImage, dense_flow};
-use crate::models::audio_events::{MelPatch, YamnetDetector};
-use crate::prepare::mel::{LogMelConfig, log_mel_with, quantize_u8};
+use crate::models::audio_events::{MelPatch, YamnetDetector, input_quantization};
+use crate::prepare::imagenet::normalize_chw;
+use crate::prepare::mel::{LogMel, LogMelConfig, quantize_u8};
 
-/// ImageNet's normalisation, as torchvision's MobileNetV2 was trained.
-const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// Side of the square frames the RGB extractor takes.
 pub const RGB_SIDE: usize = 224;
 /// Width of the RGB and audio features.
@@ -66,7 +64,8 @@ pub struct SnippetExtractor {
     rgb: Arc<TypedSimplePlan>,
     rgb_source: String,
     yamnet: YamnetDetector,
-    mel: LogMelConfig,
+    /// Built once: the FFT plan and mel matrix are not per-snippet work.
+    mel: LogMel,
     mel_scale: f32,
     mel_zero_point: u8,
     /// RGB features from every n-th frame (4: four frames of a 16-frame snippet).
@@ -97,27 +96,23 @@ impl SnippetExtractor {
             .and_then(|m| m.into_runnable())
             .map_err(model_error)?;
         let spec = yamnet.spec();
-        let input = spec.inputs.first().ok_or_else(|| ExtractError::Model {
+        let yamnet_error = |detail: String| ExtractError::Model {
             path: spec.name.clone(),
-            detail: "no input".into(),
-        })?;
-        let (Some(scale), Some(zero_point)) = (input.scale, input.zero_point) else {
-            return Err(ExtractError::Model {
-                path: spec.name.clone(),
-                detail: "the input lacks its quantization".into(),
-            });
+            detail,
         };
-        let yamnet_detector = YamnetDetector::new(yamnet).map_err(|err| ExtractError::Model {
-            path: spec.name.clone(),
-            detail: err.to_string(),
-        })?;
+        let (mel_scale, mel_zero_point) =
+            input_quantization(spec).map_err(|err| yamnet_error(err.to_string()))?;
+        let yamnet_detector =
+            YamnetDetector::new(yamnet).map_err(|err| yamnet_error(err.to_string()))?;
+        let mel =
+            LogMel::new(LogMelConfig::yamnet()).map_err(|err| yamnet_error(err.to_string()))?;
         Ok(Self {
             rgb,
             rgb_source: source,
             yamnet: yamnet_detector,
-            mel: LogMelConfig::yamnet(),
-            mel_scale: scale,
-            mel_zero_point: u8::try_from(zero_point).unwrap_or(0),
+            mel,
+            mel_scale,
+            mel_zero_point,
             frame_stride: 4,
             flow: DisParams::FAST,
         })
@@ -188,7 +183,6 @@ impl SnippetExtractor {
             previous = Some(grey);
         }
         let flow_time = clock.elapsed();
-        debug_assert_eq!(descriptor.finish().len(), FLOW_WIDTH);
 
         Ok(Extracted {
             features: SnippetFeatures {
@@ -205,15 +199,7 @@ impl SnippetExtractor {
 
     /// MobileNetV2's pooled features of one packed RGB 224×224 frame.
     pub fn rgb_features(&self, rgb: &[u8]) -> Result<Vec<f32>, String> {
-        let plane = RGB_SIDE * RGB_SIDE;
-        let mut input = vec![0.0f32; 3 * plane];
-        for (pixel, values) in rgb.chunks_exact(3).enumerate().take(plane) {
-            for channel in 0..3 {
-                input[channel * plane + pixel] = (f32::from(values[channel]) / 255.0
-                    - IMAGENET_MEAN[channel])
-                    / IMAGENET_STD[channel];
-            }
-        }
+        let input = normalize_chw(rgb);
         let tensor = Tensor::from_shape(&[1, 3, RGB_SIDE, RGB_SIDE], &input)
             .map_err(|e| format!("{e:#}"))?;
         let outputs = self
@@ -227,21 +213,22 @@ impl SnippetExtractor {
         Ok(view.iter().copied().collect())
     }
 
-    /// YAMNet's embedding of the last 96 log-mel frames of `samples`.
+    /// YAMNet's embedding of the patch of 96 log-mel frames that ends with `samples`.
     pub fn audio_embedding(&mut self, samples: &[f32]) -> Result<Vec<f32>, String> {
-        let frames = log_mel_with(&self.mel, samples).map_err(|e| e.to_string())?;
-        let patch_values = self.mel.patch_frames * self.mel.mel_bands;
-        if frames.len() < patch_values {
+        let config = self.mel.config();
+        let (frames, bands) = (config.patch_frames, config.mel_bands);
+        // Only the samples of the patch's frames are analysed.
+        let span = (frames - 1) * config.hop_samples + config.window_samples;
+        if samples.len() < span {
             return Err(format!(
-                "{} samples give {} log-mel frames, a patch needs {}",
-                samples.len(),
-                frames.len() / self.mel.mel_bands,
-                self.mel.patch_frames
+                "{} samples are too few for a patch of {frames} log-mel frames ({span} needed)",
+                samples.len()
             ));
         }
-        let patch = &frames[frames.len() - patch_values..];
+        let patch = self.mel.frames_of(&samples[samples.len() - span..]);
+        let patch_values = frames * bands;
         let mut quantized = vec![0u8; patch_values];
-        quantize_u8(patch, self.mel_scale, self.mel_zero_point, &mut quantized)
+        quantize_u8(&patch, self.mel_scale, self.mel_zero_point, &mut quantized)
             .map_err(|e| e.to_string())?;
         let scores = self
             .yamnet

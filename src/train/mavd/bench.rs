@@ -22,7 +22,8 @@ use crate::io::npy::write_npy;
 use crate::models::violence::extract::{AUDIO_WIDTH, RGB_SIDE, RGB_WIDTH, SnippetExtractor};
 use crate::models::violence::kernel::padded_distance_kernel;
 use crate::models::violence::snippet::{SnippetAssembler, SnippetConfig};
-use crate::models::violence::window::{StreamingScorer, WindowModel, key_bias};
+use crate::models::violence::window::{SnippetFeatures, StreamingScorer, WindowModel, key_bias};
+use crate::prepare::imagenet::normalize_chw;
 use crate::train::TrainError;
 
 /// What the benchmark measured.
@@ -126,31 +127,15 @@ pub fn run(
             scorer.push(&extracted.features)?;
             head_times.push(clock.elapsed());
             if !saved {
-                save_peer_inputs(out, &snippet.frames[0].rgb, &extracted.features, window)?;
-                // What vigil computes on those inputs, for the peer to compare against.
-                let rgb_features = extractor
-                    .rgb_features(&snippet.frames[0].rgb)
-                    .map_err(TrainError::Config)?;
-                write_npy(out.join("rgb_features.npy"), &[1, RGB_WIDTH], &rgb_features)
-                    .map_err(config_error)?;
-                let repeat = |values: &[f32]| -> Vec<f32> {
-                    std::iter::repeat_n(values, window)
-                        .flatten()
-                        .copied()
-                        .collect()
-                };
-                let features = &extracted.features;
+                let frame = &snippet.frames[0].rgb;
+                let full = full_window(&extracted.features, window);
+                // What vigil computes on the inputs the peer gets, to compare against.
+                let rgb_features = extractor.rgb_features(frame).map_err(TrainError::Config)?;
                 let fused = scorer
                     .model()
-                    .score(
-                        &repeat(&features.video),
-                        &repeat(&features.audio),
-                        &repeat(&features.flow),
-                        window,
-                    )?
+                    .score(&full.video, &full.audio, &full.flow, window)?
                     .fused;
-                write_npy(out.join("head_fused.npy"), &[1, window], &fused)
-                    .map_err(config_error)?;
+                save_peer_files(out, frame, &rgb_features, &full, &fused, window)?;
                 saved = true;
             }
         }
@@ -174,51 +159,48 @@ pub fn run(
     })
 }
 
-/// One frame as the RGB extractor's input, and a full window of one snippet's features, as
-/// `.npy` files named after the graphs' inputs.
-fn save_peer_inputs(
-    out: &Path,
-    rgb: &[u8],
-    features: &crate::models::violence::window::SnippetFeatures,
-    window: usize,
-) -> Result<(), TrainError> {
-    let write = |name: &str, shape: &[usize], values: &[f32]| {
-        write_npy(out.join(name), shape, values).map_err(config_error)
-    };
-    let plane = RGB_SIDE * RGB_SIDE;
-    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
-    let mut image = vec![0.0f32; 3 * plane];
-    for (pixel, values) in rgb.chunks_exact(3).enumerate().take(plane) {
-        for c in 0..3 {
-            image[c * plane + pixel] = (f32::from(values[c]) / 255.0 - mean[c]) / std[c];
-        }
-    }
-    write("image.npy", &[1, 3, RGB_SIDE, RGB_SIDE], &image)?;
+/// One snippet's features repeated over a whole window.
+fn full_window(features: &SnippetFeatures, window: usize) -> SnippetFeatures {
     let repeat = |values: &[f32]| -> Vec<f32> {
         std::iter::repeat_n(values, window)
             .flatten()
             .copied()
             .collect()
     };
+    SnippetFeatures {
+        video: repeat(&features.video),
+        audio: repeat(&features.audio),
+        flow: repeat(&features.flow),
+    }
+}
+
+/// One frame as the RGB extractor's input and a full window as the head's inputs, as `.npy`
+/// files named after the graphs' inputs, with vigil's outputs on them.
+fn save_peer_files(
+    out: &Path,
+    frame: &[u8],
+    rgb_features: &[f32],
+    full: &SnippetFeatures,
+    fused: &[f32],
+    window: usize,
+) -> Result<(), TrainError> {
+    let write = |name: &str, shape: &[usize], values: &[f32]| {
+        write_npy(out.join(name), shape, values).map_err(config_error)
+    };
     write(
-        "video.npy",
-        &[1, window, RGB_WIDTH],
-        &repeat(&features.video),
+        "image.npy",
+        &[1, 3, RGB_SIDE, RGB_SIDE],
+        &normalize_chw(frame),
     )?;
-    write(
-        "audio.npy",
-        &[1, window, AUDIO_WIDTH],
-        &repeat(&features.audio),
-    )?;
-    write(
-        "flow.npy",
-        &[1, window, FLOW_WIDTH],
-        &repeat(&features.flow),
-    )?;
+    write("rgb_features.npy", &[1, RGB_WIDTH], rgb_features)?;
+    write("video.npy", &[1, window, RGB_WIDTH], &full.video)?;
+    write("audio.npy", &[1, window, AUDIO_WIDTH], &full.audio)?;
+    write("flow.npy", &[1, window, FLOW_WIDTH], &full.flow)?;
     write("key_bias.npy", &[window], &key_bias(window, window))?;
     write(
         "local_kernel.npy",
         &[window, window],
         &padded_distance_kernel(window, window),
-    )
+    )?;
+    write("head_fused.npy", &[1, window], fused)
 }
