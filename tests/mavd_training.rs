@@ -8,7 +8,7 @@ use vigil::io::npy::write_npy;
 use vigil::rng::SplitMix64;
 use vigil::train::backend::BackendKind;
 use vigil::train::mavd::data::{
-    CROPS, Features, XdDataError, fit_length, read_lists, valid_length,
+    CROPS, FeatureFileError, Features, XdDataError, fit_length, read_lists, valid_length,
 };
 use vigil::train::mavd::model::MavdConfig;
 use vigil::train::mavd::train::{
@@ -214,7 +214,10 @@ fn bad_lists_and_files_are_refused_naming_them() {
     write_npy(path, &[12, 16], &values).unwrap();
     let err = read()[0].crop(3, [None; 3]).unwrap_err();
     assert!(
-        matches!(err, XdDataError::NotFinite { snippet: 5, .. }),
+        matches!(
+            err,
+            XdDataError::File(FeatureFileError::NotFinite { snippet: 5, .. })
+        ),
         "{err}"
     );
 }

@@ -30,7 +30,29 @@ pub enum FeatureFileError {
     },
 }
 
-fn read(path: &Path) -> Result<(usize, usize, Vec<f32>), FeatureFileError> {
+/// `[snippets, width]` features of one file, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    pub snippets: usize,
+    pub width: usize,
+    pub values: Vec<f32>,
+}
+
+impl Features {
+    /// The first `snippets` rows.
+    pub fn truncated(mut self, snippets: usize) -> Self {
+        self.values.truncate(snippets * self.width);
+        self.snippets = snippets;
+        self
+    }
+
+    fn row(&self, snippet: usize) -> Vec<f32> {
+        self.values[snippet * self.width..(snippet + 1) * self.width].to_vec()
+    }
+}
+
+/// Reads one `[snippets, width]` f32 file with at least one snippet, every value finite.
+pub fn read_features(path: &Path) -> Result<Features, FeatureFileError> {
     let array = read_npy::<f32>(path)?;
     let shown = path.display().to_string();
     let &[snippets, width] = array.shape.as_slice() else {
@@ -51,7 +73,19 @@ fn read(path: &Path) -> Result<(usize, usize, Vec<f32>), FeatureFileError> {
             snippet: at / width,
         });
     }
-    Ok((snippets, width, array.data))
+    Ok(Features {
+        snippets,
+        width,
+        values: array.data,
+    })
+}
+
+/// The length the three modalities are cut to: the shortest, when they are at most
+/// [`TRIMMABLE_DIFFERENCE`] apart; `None` when they differ more.
+pub fn common_length(lengths: [usize; 3]) -> Option<usize> {
+    let shortest = lengths.iter().copied().min().unwrap_or(0);
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+    (longest - shortest <= TRIMMABLE_DIFFERENCE).then_some(shortest)
 }
 
 /// The snippets of one video from its RGB, audio and flow feature files.
@@ -60,25 +94,23 @@ pub fn read_snippets(
     audio: &Path,
     flow: &Path,
 ) -> Result<Vec<SnippetFeatures>, FeatureFileError> {
-    let (rgb, audio, flow) = (read(rgb)?, read(audio)?, read(flow)?);
-    let lengths = [rgb.0, audio.0, flow.0];
-    let shortest = lengths.iter().copied().min().unwrap_or(0);
-    let longest = lengths.iter().copied().max().unwrap_or(0);
-    if longest - shortest > TRIMMABLE_DIFFERENCE {
-        return Err(FeatureFileError::Lengths {
-            rgb: rgb.0,
-            audio: audio.0,
-            flow: flow.0,
-        });
-    }
-    let row = |(_, width, values): &(usize, usize, Vec<f32>), t: usize| {
-        values[t * width..(t + 1) * width].to_vec()
-    };
-    Ok((0..shortest)
+    let (rgb, audio, flow) = (
+        read_features(rgb)?,
+        read_features(audio)?,
+        read_features(flow)?,
+    );
+    let length = common_length([rgb.snippets, audio.snippets, flow.snippets]).ok_or(
+        FeatureFileError::Lengths {
+            rgb: rgb.snippets,
+            audio: audio.snippets,
+            flow: flow.snippets,
+        },
+    )?;
+    Ok((0..length)
         .map(|t| SnippetFeatures {
-            video: row(&rgb, t),
-            audio: row(&audio, t),
-            flow: row(&flow, t),
+            video: rgb.row(t),
+            audio: audio.row(t),
+            flow: flow.row(t),
         })
         .collect())
 }

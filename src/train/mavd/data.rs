@@ -12,14 +12,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::io::npy::{NpyError, read_npy};
+pub use crate::models::violence::features::{FeatureFileError, Features, TRIMMABLE_DIFFERENCE};
+use crate::models::violence::features::{common_length, read_features as read_feature_file};
 
 /// Crops per video in the RGB and flow lists.
 pub const CROPS: usize = 5;
 /// Snippets per training bag: longer videos are subsampled, shorter ones zero-padded.
 pub const TRAIN_SNIPPETS: usize = 200;
-/// The largest length difference between modalities that is trimmed rather than refused.
-pub const TRIMMABLE_DIFFERENCE: usize = 1;
 
 /// Why a feature list or file could not be used. Each names the file, line or video.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +52,12 @@ pub enum XdDataError {
         found: String,
     },
     #[error(transparent)]
-    Npy(#[from] NpyError),
-    #[error("{path}: shape {shape:?}, expected [snippets, {width}] with at least one snippet")]
-    Shape {
+    File(#[from] FeatureFileError),
+    #[error("{path}: shape {shape:?}, expected [snippets, {width}]")]
+    Width {
         path: PathBuf,
         shape: Vec<usize>,
-        width: String,
+        width: usize,
     },
     #[error(
         "video {video}: modalities differ in length (RGB {rgb}, flow {flow}, audio {audio} \
@@ -70,8 +69,6 @@ pub enum XdDataError {
         flow: usize,
         audio: usize,
     },
-    #[error("{path}: a feature is not finite at snippet {snippet}")]
-    NotFinite { path: PathBuf, snippet: usize },
 }
 
 /// One video of a list: its name, label and feature files.
@@ -82,22 +79,6 @@ pub struct XdVideo {
     pub rgb: [PathBuf; CROPS],
     pub flow: [PathBuf; CROPS],
     pub audio: PathBuf,
-}
-
-/// `[snippets, width]` features of one file, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Features {
-    pub snippets: usize,
-    pub width: usize,
-    pub values: Vec<f32>,
-}
-
-impl Features {
-    fn truncated(mut self, snippets: usize) -> Self {
-        self.values.truncate(snippets * self.width);
-        self.snippets = snippets;
-        self
-    }
 }
 
 /// One crop of a video: RGB, flow and the video's audio, equally long.
@@ -199,29 +180,15 @@ pub fn read_lists(
 
 /// Reads one `[snippets, width]` f32 file; `width` checks the feature width when given.
 pub fn read_features(path: &Path, width: Option<usize>) -> Result<Features, XdDataError> {
-    let array = read_npy::<f32>(path)?;
-    let shape_error = || XdDataError::Shape {
-        path: path.to_path_buf(),
-        shape: array.shape.clone(),
-        width: width.map_or("features".into(), |w| w.to_string()),
-    };
-    let &[snippets, found] = array.shape.as_slice() else {
-        return Err(shape_error());
-    };
-    if snippets == 0 || found == 0 || width.is_some_and(|w| w != found) {
-        return Err(shape_error());
-    }
-    if let Some(at) = array.data.iter().position(|v| !v.is_finite()) {
-        return Err(XdDataError::NotFinite {
+    let features = read_feature_file(path)?;
+    match width {
+        Some(width) if width != features.width => Err(XdDataError::Width {
             path: path.to_path_buf(),
-            snippet: at / found,
-        });
+            shape: vec![features.snippets, features.width],
+            width,
+        }),
+        _ => Ok(features),
     }
-    Ok(Features {
-        snippets,
-        width: found,
-        values: array.data,
-    })
 }
 
 /// Input widths of a model for these features: `[rgb, audio, flow]`.
@@ -234,17 +201,13 @@ impl XdVideo {
         let audio = read_features(&self.audio, widths[1])?;
         let flow = read_features(&self.flow[crop % CROPS], widths[2])?;
         let lengths = [rgb.snippets, flow.snippets, audio.snippets];
-        let shortest = lengths.iter().copied().min().unwrap_or(0);
-        let longest = lengths.iter().copied().max().unwrap_or(0);
-        if longest - shortest > TRIMMABLE_DIFFERENCE {
-            return Err(XdDataError::LengthsDiffer {
-                video: self.name.clone(),
-                rgb: rgb.snippets,
-                flow: flow.snippets,
-                audio: audio.snippets,
-            });
-        }
-        if longest != shortest {
+        let shortest = common_length(lengths).ok_or_else(|| XdDataError::LengthsDiffer {
+            video: self.name.clone(),
+            rgb: rgb.snippets,
+            flow: flow.snippets,
+            audio: audio.snippets,
+        })?;
+        if lengths.iter().any(|&n| n != shortest) {
             log::debug!(
                 "{}: trimming to {shortest} snippets (RGB {}, flow {}, audio {})",
                 self.name,
