@@ -186,8 +186,8 @@ impl SnippetAssembler {
             });
         }
         let period = self.frame_period();
-        if let Some(last) = self.last_frame.clone() {
-            let previous = last.stamp.pts;
+        // Only the previous frame's time is needed here; its pixels only when repeated.
+        if let Some(previous) = self.last_frame.as_ref().map(|last| last.stamp.pts) {
             if frame.stamp.pts <= previous {
                 return Err(SnippetError::FrameOrder {
                     seq: frame.stamp.seq,
@@ -206,7 +206,9 @@ impl SnippetAssembler {
                 self.open_repeats = 0;
             } else {
                 for step in 1..=missing {
-                    let mut repeat = last.clone();
+                    let Some(mut repeat) = self.last_frame.clone() else {
+                        break;
+                    };
                     repeat.stamp.pts = previous + period * step as u32;
                     self.open_repeats += 1;
                     self.stats.frames_repeated += 1;
