@@ -433,6 +433,24 @@ fn bad_snippets_are_refused_and_the_window_keeps_what_it_had() {
         "{err}"
     );
 
+    // A window scored directly must hold exactly its snippets' values, not fewer.
+    let model = scorer.model();
+    let err = model
+        .score(&input.video[..40], &input.audio[..24], &input.flow[..32], 2)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WindowError::Length {
+                modality: "video",
+                got: 40,
+                expected: 80,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
     // The refused snippets left no trace: the stream goes on as if they never came.
     scorer.push(&input.snippet(&config, 2)).unwrap();
     scorer.push(&input.snippet(&config, 3)).unwrap();

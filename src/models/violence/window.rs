@@ -47,6 +47,15 @@ pub enum WindowError {
     },
     #[error("snippet {index}: {modality} features are not finite")]
     NotFinite { index: u64, modality: &'static str },
+    #[error(
+        "{modality} features: {got} values for {snippets} snippets, the model takes {expected}"
+    )]
+    Length {
+        modality: &'static str,
+        snippets: usize,
+        got: usize,
+        expected: usize,
+    },
     #[error("{snippets} snippets do not fit a window of {capacity}")]
     TooLong { snippets: usize, capacity: usize },
     #[error("MAVD window: {0}")]
@@ -221,13 +230,26 @@ impl WindowModel {
         if snippets > capacity {
             return Err(WindowError::TooLong { snippets, capacity });
         }
+        let [vw, aw, fw] = self.widths;
+        for (modality, values, width) in [
+            ("video", video, vw),
+            ("audio", audio, aw),
+            ("flow", flow, fw),
+        ] {
+            if values.len() != snippets * width {
+                return Err(WindowError::Length {
+                    modality,
+                    snippets,
+                    got: values.len(),
+                    expected: snippets * width,
+                });
+            }
+        }
         let padded = |values: &[f32], width: usize| -> Result<Tensor, WindowError> {
             let mut data = vec![0.0f32; capacity * width];
-            let take = (snippets * width).min(values.len());
-            data[..take].copy_from_slice(&values[..take]);
+            data[..values.len()].copy_from_slice(values);
             Tensor::from_shape(&[1, capacity, width], &data).map_err(run_error)
         };
-        let [vw, aw, fw] = self.widths;
         let inputs: TVec<TValue> = tvec![
             padded(video, vw)?.into(),
             padded(audio, aw)?.into(),
