@@ -3,12 +3,16 @@
 # GStreamer development files and plugins, libclang (v4l bindings), the aarch64 cross
 # toolchain and qemu-user (ARM tests), Mosquitto and openssl (the MQTT tests' broker and its
 # TLS certificates), Rust with the aarch64 target, the Python packages the reference scripts
-# use, and a font for vigil-train's plots. Every step is skipped when already satisfied.
+# use, a font for vigil-train's plots, and the real recordings MAVD-edge's clips are staged
+# from (opencv-doc's street videos, hedgewars' recorded voices, lmms' samples, codec2's speech,
+# decoded by gstreamer1.0-libav; see ../shared/data/README.md). Every step is skipped when
+# already satisfied.
 set -euo pipefail
 want_cross=${VIGIL_CROSS:-1}
 
 packages=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good libclang-dev mosquitto openssl python3 python3-pip python3-venv curl ca-certificates fonts-dejavu-core)
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good libclang-dev mosquitto openssl python3 python3-pip python3-venv curl ca-certificates fonts-dejavu-core
+  gstreamer1.0-libav opencv-doc hedgewars-data lmms-common codec2-examples)
 if [ "$want_cross" = 1 ]; then
   packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 fi

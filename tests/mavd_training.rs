@@ -8,7 +8,7 @@ use vigil::io::npy::write_npy;
 use vigil::rng::SplitMix64;
 use vigil::train::backend::BackendKind;
 use vigil::train::mavd::data::{
-    CROPS, FeatureFileError, Features, XdDataError, fit_length, read_lists, valid_length,
+    FeatureFileError, Features, XD_CROPS, XdDataError, fit_length, read_lists, valid_length,
 };
 use vigil::train::mavd::model::MavdConfig;
 use vigil::train::mavd::train::{
@@ -55,7 +55,7 @@ fn write_split(dir: &Path, videos: &[VideoSpec], seed: u64) {
         (String::new(), String::new(), String::new());
     let mut gt = Vec::new();
     for video in videos {
-        for crop in 0..CROPS {
+        for crop in 0..XD_CROPS {
             let rgb = format!("./RGB/{}__{crop}.npy", video.name);
             let flow = format!("./Flow/{}__{crop}.npy", video.name);
             let n = video.snippets;
@@ -316,7 +316,7 @@ fn the_authors_heads_evaluate_on_paper_sized_features() {
         let n = 10 + v * 4;
         let mut make =
             |width: usize| -> Vec<f32> { (0..n * width).map(|_| rng.uniform() as f32).collect() };
-        for crop in 0..CROPS {
+        for crop in 0..XD_CROPS {
             for (list, sub, width) in [(0, "RGB", 1024), (1, "Flow", 1024)] {
                 let path = format!("{sub}/{name}__{crop}.npy");
                 write_npy(split.join(&path), &[n, width], &make(width)).unwrap();

@@ -135,6 +135,29 @@ enum MavdCommand {
         #[arg(long, default_value_t = 24)]
         window: usize,
     },
+    /// Stage MAVD-edge's training and test splits from real footage, speech and sounds
+    /// (`../shared/data/README.md`), extracted by the runtime's extractors, in XD-Violence's
+    /// list layout with one crop per video.
+    #[cfg(feature = "gst")]
+    EdgeData {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 96)]
+        train_clips: usize,
+        #[arg(long, default_value_t = 32)]
+        validation_clips: usize,
+        #[arg(long, default_value_t = 32)]
+        test_clips: usize,
+        #[arg(long, default_value_t = 8.0)]
+        clip_seconds: f32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// The RGB extractor.
+        #[arg(long, default_value = "models/mavd-edge/mobilenet_v2_features.onnx")]
+        rgb_model: PathBuf,
+    },
     /// Write the sliding-window ONNX graph the runtime runs, checked against burn.
     Export {
         #[arg(long)]
@@ -866,6 +889,45 @@ fn run_mavd(command: MavdCommand) -> Result<()> {
                 window,
             )?;
             println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
+        #[cfg(feature = "gst")]
+        MavdCommand::EdgeData {
+            out,
+            train_clips,
+            validation_clips,
+            test_clips,
+            clip_seconds,
+            seed,
+            threads,
+            rgb_model,
+        } => {
+            use vigil::train::mavd::edge_data::{EdgeDataConfig, make_edge_data};
+            let config = EdgeDataConfig::new()
+                .with_train_clips(train_clips)
+                .with_validation_clips(validation_clips)
+                .with_test_clips(test_clips)
+                .with_clip_seconds(clip_seconds)
+                .with_seed(seed)
+                .with_threads(threads);
+            let paths = vigil::models::violence::staging::MaterialPaths::debian(Path::new("."));
+            for split in make_edge_data(
+                &paths,
+                Path::new("models/manifest.toml"),
+                &rgb_model,
+                &out,
+                &config,
+            )? {
+                println!(
+                    "{}: {} clips ({} violent), {} snippets, {} of {} frames violent",
+                    split.folder.display(),
+                    split.clips,
+                    split.violent_clips,
+                    split.snippets,
+                    split.violent_frames,
+                    split.frames
+                );
+            }
             Ok(())
         }
         MavdCommand::Export { run, window, out } => {

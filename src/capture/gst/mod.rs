@@ -8,10 +8,12 @@
 
 mod appsink;
 mod av;
+mod media_file;
 
 pub use super::GstSettings;
 pub use appsink::{GstConfig, GstSource, GstStream, OnStart};
 pub use av::{AvConfig, AvSource};
+pub use media_file::{AvFile, decode_audio_file, decode_video_file, write_av_file};
 
 use super::CaptureError;
 

@@ -7,4 +7,6 @@ pub mod extract;
 pub mod features;
 pub mod kernel;
 pub mod snippet;
+#[cfg(feature = "gst")]
+pub mod staging;
 pub mod window;

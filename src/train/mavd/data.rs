@@ -1,9 +1,11 @@
 //! XD-Violence's pre-extracted feature lists, read as MAVD's loader reads them (papers.md
 //! §2.1, §2.5).
 //!
-//! Three list files name `.npy` features, one path per line: RGB and flow with five crops per
-//! video on consecutive lines (`<name>__0.npy` … `<name>__4.npy`), audio with one file per
-//! video (`<name>__vggish.npy`), in the same video order. Labels come from the names:
+//! Three list files name `.npy` features, one path per line: RGB and flow with the same number
+//! of crops per video on consecutive lines (`<name>__0.npy` … `<name>__4.npy` for XD-Violence's
+//! five; vigil's edge data has one, `<name>__0.npy`), audio with one file per video
+//! (`<name>__vggish.npy`), in the same video order. The crop count is the ratio of the list
+//! lengths. Labels come from the names:
 //! `_label_A` is normal, anything else violent. Each file holds `[snippets, features]` f32.
 //!
 //! Differing lengths between modalities crash the authors' test path. Here a difference of one
@@ -15,8 +17,8 @@ use std::path::{Path, PathBuf};
 pub use crate::models::violence::features::{FeatureFileError, Features, TRIMMABLE_DIFFERENCE};
 use crate::models::violence::features::{common_length, read_features as read_feature_file};
 
-/// Crops per video in the RGB and flow lists.
-pub const CROPS: usize = 5;
+/// Crops per video in XD-Violence's RGB and flow lists.
+pub const XD_CROPS: usize = 5;
 /// Snippets per training bag: longer videos are subsampled, shorter ones zero-padded.
 pub const TRAIN_SNIPPETS: usize = 200;
 
@@ -30,7 +32,7 @@ pub enum XdDataError {
     },
     #[error(
         "the lists do not line up: {rgb} RGB lines, {flow} flow lines, {audio} audio lines \
-         (expected RGB = flow = {CROPS} × audio)"
+         (expected RGB = flow = a whole number of crops × audio)"
     )]
     ListLengths {
         rgb: usize,
@@ -76,8 +78,9 @@ pub enum XdDataError {
 pub struct XdVideo {
     pub name: String,
     pub violent: bool,
-    pub rgb: [PathBuf; CROPS],
-    pub flow: [PathBuf; CROPS],
+    /// One file per crop, in crop order; `flow` has as many.
+    pub rgb: Vec<PathBuf>,
+    pub flow: Vec<PathBuf>,
     pub audio: PathBuf,
 }
 
@@ -128,7 +131,8 @@ pub fn read_lists(
         read_list(flow_list)?,
         read_list(audio_list)?,
     );
-    if rgb.len() != flow.len() || rgb.len() != CROPS * audio.len() {
+    if audio.is_empty() || rgb.len() != flow.len() || rgb.is_empty() || rgb.len() % audio.len() != 0
+    {
         return Err(XdDataError::ListLengths {
             rgb: rgb.len(),
             flow: flow.len(),
@@ -140,6 +144,7 @@ pub fn read_lists(
         line: line + 1,
         path: path.to_string(),
     };
+    let crop_count = rgb.len() / audio.len();
     let mut videos = Vec::with_capacity(audio.len());
     for (index, audio_entry) in audio.iter().enumerate() {
         let (name, suffix) =
@@ -147,10 +152,10 @@ pub fn read_lists(
         if suffix != "vggish" {
             return Err(bad_name(audio_list, index, audio_entry));
         }
-        let crops = |list: &Path, entries: &[String]| -> Result<[PathBuf; CROPS], XdDataError> {
-            let mut paths: [PathBuf; CROPS] = Default::default();
-            for (crop, path) in paths.iter_mut().enumerate() {
-                let line = index * CROPS + crop;
+        let crops = |list: &Path, entries: &[String]| -> Result<Vec<PathBuf>, XdDataError> {
+            let mut paths = Vec::with_capacity(crop_count);
+            for crop in 0..crop_count {
+                let line = index * crop_count + crop;
                 let entry = &entries[line];
                 let (found, suffix) =
                     split_name(entry).ok_or_else(|| bad_name(list, line, entry))?;
@@ -163,7 +168,7 @@ pub fn read_lists(
                         found: format!("{found}__{suffix}"),
                     });
                 }
-                *path = root.join(entry);
+                paths.push(root.join(entry));
             }
             Ok(paths)
         };
@@ -195,11 +200,17 @@ pub fn read_features(path: &Path, width: Option<usize>) -> Result<Features, XdDa
 pub type Widths = [Option<usize>; 3];
 
 impl XdVideo {
+    /// How many crops the video has (XD-Violence: 5).
+    pub fn crops(&self) -> usize {
+        self.rgb.len()
+    }
+
     /// One crop with its audio, lengths reconciled (see the module documentation).
     pub fn crop(&self, crop: usize, widths: Widths) -> Result<CropFeatures, XdDataError> {
-        let rgb = read_features(&self.rgb[crop % CROPS], widths[0])?;
+        let crop = crop % self.crops().max(1);
+        let rgb = read_features(&self.rgb[crop], widths[0])?;
         let audio = read_features(&self.audio, widths[1])?;
-        let flow = read_features(&self.flow[crop % CROPS], widths[2])?;
+        let flow = read_features(&self.flow[crop], widths[2])?;
         let lengths = [rgb.snippets, flow.snippets, audio.snippets];
         let shortest = common_length(lengths).ok_or_else(|| XdDataError::LengthsDiffer {
             video: self.name.clone(),

@@ -5,6 +5,8 @@
 #[cfg(feature = "gst")]
 pub mod bench;
 pub mod data;
+#[cfg(feature = "gst")]
+pub mod edge_data;
 pub mod export;
 pub mod losses;
 pub mod model;

@@ -13,7 +13,7 @@ use burn::optim::{AdamConfig, GradientsParams, decay::WeightDecayConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::data::{CROPS, XdVideo, fit_length, read_lists, valid_length};
+use super::data::{XdVideo, fit_length, read_lists, valid_length};
 use super::losses::{
     bag_scores, binary_cross_entropy, consistency, cosine_distance, match_channels, sparsify,
     triplet, zero_padding,
@@ -262,7 +262,7 @@ fn step_loss(mavd: &Mavd, batch: Batch, config: &MavdTrainConfig) -> Result<Step
     })
 }
 
-/// Fused snippet scores of one test video: its five crops (audio shared) through the model,
+/// Fused snippet scores of one test video: its crops (audio shared) through the model,
 /// averaged over the crops, as `test.py` does.
 pub fn score_video(mavd: &Mavd, video: &XdVideo, device: &Device) -> Result<Vec<f32>, TrainError> {
     let config_widths = [
@@ -271,17 +271,20 @@ pub fn score_video(mavd: &Mavd, video: &XdVideo, device: &Device) -> Result<Vec<
         mavd.flow.embedding.weight.dims()[1],
     ];
     let widths = config_widths.map(Some);
-    let crops = (0..CROPS)
+    let crops = (0..video.crops())
         .map(|crop| video.crop(crop, widths))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| TrainError::Config(err.to_string()))?;
     let snippets = crops.iter().map(|c| c.rgb.snippets).min().unwrap_or(0);
     let stack = |pick: &dyn Fn(&super::data::CropFeatures) -> &[f32], width: usize| {
-        let mut values = Vec::with_capacity(CROPS * snippets * width);
+        let mut values = Vec::with_capacity(crops.len() * snippets * width);
         for crop in &crops {
             values.extend_from_slice(&pick(crop)[..snippets * width]);
         }
-        Tensor::<3>::from_data(TensorData::new(values, [CROPS, snippets, width]), device)
+        Tensor::<3>::from_data(
+            TensorData::new(values, [crops.len(), snippets, width]),
+            device,
+        )
     };
     let scores = mavd.forward(
         stack(&|c| &c.rgb.values, config_widths[0]),
@@ -392,7 +395,7 @@ pub fn train(
         "iteration,loss,unimodal,alignment,fusion,triplet,test_ap",
     )?;
     let samples: Vec<(usize, usize)> = (0..train_videos.len())
-        .flat_map(|video| (0..CROPS).map(move |crop| (video, crop)))
+        .flat_map(|video| (0..train_videos[video].crops()).map(move |crop| (video, crop)))
         .collect();
     let mut rng = SplitMix64::new(config.seed);
     let mut order = Vec::new();
