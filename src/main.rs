@@ -30,8 +30,9 @@ enum Command {
     /// Run a profile until its sources end (or forever, for live sources).
     Run { profile: PathBuf },
     /// Run the demo: generated audio with gunshots through YAMNet, a generated hyperspectral
-    /// flight line, and (once ISSTAD-edge for brick is installed) a factory line on which a
-    /// defect appears; alerts as JSON lines on stdout.
+    /// flight line, a surveillance camera and microphone on which a fight is staged (MAVD-edge),
+    /// and a factory line on which a defect appears (ISSTAD-edge); alerts as JSON lines on
+    /// stdout.
     Demo,
     /// Describe a model (manifest name or .onnx path): tensors, and which operators run on
     /// int8 kernels after tract's optimization.
@@ -437,6 +438,54 @@ snapshot_every = 5
     Ok(())
 }
 
+/// The surveillance part of `vigil demo` (see `vigil::models::violence::demo`): a 20 s clip
+/// staged from held-out real recordings with a fight from 6 s to 9 s, played at its own pace
+/// through MAVD-edge; alerts on stdout, evidence in `var/demo/surveillance/evidence`.
+#[cfg(feature = "gst")]
+fn demo_surveillance(stop: &AtomicBool) -> Result<()> {
+    use vigil::models::violence::demo::{self, DemoOptions};
+    let dir = repo_path("var/demo/surveillance");
+    let evidence = dir.join("evidence");
+    if evidence.exists() {
+        std::fs::remove_dir_all(&evidence)
+            .with_context(|| format!("cannot clear {}", evidence.display()))?;
+    }
+    let options = DemoOptions {
+        violent: true,
+        real_time: true,
+        alerts: PathBuf::from("-"),
+    };
+    let written = match demo::prepare(&repo_path("."), &dir, &options) {
+        Ok(written) => written,
+        Err(err) => {
+            log::warn!(
+                "demo: surveillance skipped: {err} (scripts/deps.sh installs the recordings)"
+            );
+            return Ok(());
+        }
+    };
+    log::info!(
+        "demo: a surveillance camera with its microphone, {} s of a street scene with speech; a fight is staged from {} s to {} s: {}",
+        demo::SECONDS,
+        demo::EVENT.0,
+        demo::EVENT.1,
+        written.clip.display()
+    );
+    vigil::runtime::run(&written.profile, stop, &AtomicBool::new(false))
+        .map_err(|err| anyhow::anyhow!(err))?;
+    log::info!(
+        "demo: surveillance evidence (keyframes and audio per alert) is in {}",
+        evidence.display()
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "gst"))]
+fn demo_surveillance(_stop: &AtomicBool) -> Result<()> {
+    log::warn!("demo: surveillance skipped: this build of vigil has no GStreamer (feature gst)");
+    Ok(())
+}
+
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
@@ -491,6 +540,9 @@ fn main() -> Result<()> {
                 scene.targets
             );
             vigil::runtime::run(&profile, &stop, &reload).map_err(|err| anyhow::anyhow!(err))?;
+            if !stop.load(Ordering::SeqCst) {
+                demo_surveillance(&stop)?;
+            }
             if !stop.load(Ordering::SeqCst) {
                 demo_factory_line(&stop)?;
             }

@@ -119,6 +119,9 @@ pub struct StreamSettings {
     /// Settings of the isstad_edge family (factory-line cameras).
     #[serde(default)]
     pub industrial: Option<crate::models::industrial::IndustrialSettings>,
+    /// Settings of the mavd_edge family (audio-visual violence).
+    #[serde(default)]
+    pub violence: Option<crate::models::violence::stages::ViolenceStreamSettings>,
     /// Keyframes or an audio clip around each event (see [`crate::evidence`]).
     #[serde(default)]
     pub evidence: Option<crate::evidence::EvidenceSettings>,

@@ -79,6 +79,10 @@ pub struct Alert {
     /// stream keeps no evidence. See [`crate::evidence`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<SnapshotName>,
+    /// Multimodal families (violence): the modalities whose own heads fired during the event
+    /// so far, joined by `+` in a fixed order (`video+audio+flow`, `audio`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modalities: Option<Name>,
 }
 
 impl Alert {
@@ -124,9 +128,10 @@ mod tests {
             captured_at_ns: u64::MAX,
             decided_at_ns: u64::MAX,
             regions,
-            threshold_rule: Some(full),
+            threshold_rule: Some(full.clone()),
             snapshot: Some(SnapshotName::try_from(long(SNAPSHOT_NAME_LEN).as_str()).unwrap()),
             evidence: Some(SnapshotName::try_from(long(SNAPSHOT_NAME_LEN).as_str()).unwrap()),
+            modalities: Some(full),
         };
         let bytes = serde_json::to_vec(&alert).unwrap().len();
         assert!(

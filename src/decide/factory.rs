@@ -91,6 +91,7 @@ impl AlertFactory {
             threshold_rule: None,
             snapshot: None,
             evidence: None,
+            modalities: None,
         }
     }
 }

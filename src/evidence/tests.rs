@@ -59,6 +59,7 @@ fn alert(phase: Phase, event: u64, start_ms: u64, at_ms: u64) -> Alert {
         threshold_rule: None,
         snapshot: None,
         evidence: None,
+        modalities: None,
     }
 }
 

@@ -2,7 +2,9 @@
 //! thread. This is what the GStreamer element runs inside a pipeline it does not own, where
 //! the pipeline's own streaming threads and queues replace vigil's.
 
-use super::{HYPERSPECTRAL, Plans, RuntimeError, Stages, build_stages, manifest_of, stream_error};
+use super::{
+    HYPERSPECTRAL, MAVD_EDGE, Plans, RuntimeError, Stages, build_stages, manifest_of, stream_error,
+};
 use crate::alert::{Alert, Name};
 use crate::capture::{Sample, Stamp};
 use crate::pipeline::{Decide, Detect, Prepare, StageError};
@@ -57,6 +59,10 @@ impl InlineDetector {
         let media = super::media_for(family, &settings).ok_or_else(|| {
             let detail = if family == HYPERSPECTRAL {
                 "hyperspectral streams take push-broom lines, not audio or video buffers".into()
+            } else if family == MAVD_EDGE {
+                "violence streams take video and audio together on one clock; the element \
+                 takes one of them (run the profile with `vigil run`)"
+                    .into()
             } else {
                 format!("unknown family {family}")
             };
@@ -101,6 +107,11 @@ impl InlineDetector {
                 detect,
                 decide,
             } => run(prepare, detect, decide.as_mut(), sample, &mut result)?,
+            Stages::Violence {
+                prepare,
+                detect,
+                decide,
+            } => run(prepare, detect.as_mut(), decide, sample, &mut result)?,
         }
         Ok(result)
     }
@@ -113,6 +124,7 @@ impl InlineDetector {
             Stages::Audio { decide, .. } => decide.finish(&mut emit),
             Stages::Hyperspectral { decide, .. } => decide.finish(&mut emit),
             Stages::Industrial { decide, .. } => decide.finish(&mut emit),
+            Stages::Violence { decide, .. } => decide.finish(&mut emit),
         }
         alerts
     }

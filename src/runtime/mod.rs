@@ -24,6 +24,7 @@ use crate::models::hyperspectral::{
 use crate::models::industrial::{
     IndustrialDecide, IndustrialPrepare, IndustrialSettings, IsstadDetector,
 };
+use crate::models::violence::stages::{MavdDetect, SnippetPrepare, ViolenceAlerts};
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
 use crate::prepare::mel::LogMelConfig;
 use crate::profile::{Profile, SinkSettings, SourceSettings, StreamSettings};
@@ -60,6 +61,8 @@ const FERS_EDGE: &str = "fers_edge";
 const HYPERSPECTRAL: &str = "hyperspectral";
 /// ISSTAD-edge: industrial defects on factory-line cameras.
 const ISSTAD_EDGE: &str = crate::models::industrial::FAMILY;
+/// MAVD-edge: audio-visual violence on surveillance boxes (camera and microphone).
+const MAVD_EDGE: &str = "mavd_edge";
 
 /// The manifest file a profile uses: its own, or the one shipped in `models/`.
 fn manifest_path(profile: &Profile) -> std::path::PathBuf {
@@ -119,6 +122,15 @@ fn build_source(
         stream: stream.name.clone(),
         source,
     };
+    if family == MAVD_EDGE && !matches!(stream.source, SourceSettings::Gstreamer(_)) {
+        return Err(stream_error(
+            stream,
+            format!(
+                "model family {MAVD_EDGE} needs video and audio on one clock: use a GStreamer \
+                 source (a file's decodebin, or a camera and a microphone) with [stream.violence]"
+            ),
+        ));
+    }
     match &stream.source {
         SourceSettings::Synth(config) => Ok(Box::new(
             crate::capture::synth::SynthSource::new(config.clone()).map_err(capture)?,
@@ -140,6 +152,28 @@ fn build_source(
             crate::capture::pushbroom::LineStream::new(resolved_lines(config, profile_dir))
                 .map_err(capture)?,
         )),
+        #[cfg(feature = "gst")]
+        SourceSettings::Gstreamer(settings) if family == MAVD_EDGE => {
+            use crate::capture::gst::{AvConfig, AvSource};
+            use crate::models::violence::staging::{AUDIO_RATE, FRAMES_PER_SECOND, SIDE};
+            let violence = stream.violence.as_ref().ok_or_else(|| {
+                stream_error(
+                    stream,
+                    "a violence stream needs [stream.violence] with video_from and audio_from",
+                )
+            })?;
+            let config = AvConfig {
+                settings: settings.clone(),
+                video_from: violence.video_from.clone(),
+                audio_from: violence.audio_from.clone(),
+                width: SIDE as u32,
+                height: SIDE as u32,
+                frames_per_second: FRAMES_PER_SECOND,
+                audio_rate: AUDIO_RATE,
+            };
+            AvSource::validate(&config).map_err(capture)?;
+            Ok(Box::new(AvSource::new(config)))
+        }
         #[cfg(feature = "gst")]
         SourceSettings::Gstreamer(settings) => {
             use crate::capture::gst::{GstConfig, GstSource};
@@ -242,6 +276,11 @@ enum Stages {
         detect: IsstadDetector,
         decide: Box<IndustrialDecide>,
     },
+    Violence {
+        prepare: SnippetPrepare,
+        detect: Box<MavdDetect>,
+        decide: ViolenceAlerts,
+    },
 }
 
 impl StreamParts {
@@ -278,6 +317,13 @@ impl StreamParts {
                 decide,
             } => Pipeline::spawn(
                 stream, source, prepare, detect, *decide, alerts, metrics, settings,
+            ),
+            Stages::Violence {
+                prepare,
+                detect,
+                decide,
+            } => Pipeline::spawn(
+                stream, source, prepare, *detect, decide, alerts, metrics, settings,
             ),
         }
     }
@@ -381,6 +427,48 @@ fn industrial_stages(
     })
 }
 
+/// The MAVD-edge stages: the model's files are the window graph (first) and the RGB extractor
+/// named by its `rgb_extractor` setting; the audio extractor is the audio-event model named by
+/// `audio_model` (YAMNet), whose plan audio streams share.
+fn violence_stages(
+    stream: &StreamSettings,
+    spec: &crate::detector::ModelSpec,
+    manifest: &Manifest,
+    plans: &mut Plans,
+) -> Result<Stages, RuntimeError> {
+    use crate::models::violence::extract::SnippetExtractor;
+    use crate::models::violence::snippet::SnippetConfig;
+    use crate::models::violence::window::{StreamingScorer, WindowModel};
+    let settings = stream.violence.as_ref().ok_or_else(|| {
+        stream_error(
+            stream,
+            "a violence stream needs [stream.violence] with video_from and audio_from",
+        )
+    })?;
+    crate::detector::manifest::verify_files(manifest, spec)?;
+    let setting = |key: &str| {
+        spec.setting_str(key).ok_or_else(|| {
+            stream_error(
+                stream,
+                format!("model {} names no {key} setting", spec.name),
+            )
+        })
+    };
+    let rgb_model = manifest.dir.join(setting("rgb_extractor")?);
+    let yamnet = plan_for(plans, manifest, setting("audio_model")?)?;
+    let window = WindowModel::load(&manifest.path_of(spec.onnx_file()))
+        .map_err(|err| stream_error(stream, err))?;
+    let extractor =
+        SnippetExtractor::new(&rgb_model, &yamnet).map_err(|err| stream_error(stream, err))?;
+    let decision = settings.decision(spec.threshold);
+    Ok(Stages::Violence {
+        prepare: SnippetPrepare::new(SnippetConfig::default()),
+        detect: Box::new(MavdDetect::new(extractor, StreamingScorer::new(window))),
+        decide: ViolenceAlerts::new(&stream.name, &spec.name, decision)
+            .map_err(|err| stream_error(stream, err))?,
+    })
+}
+
 /// A line stream whose file or FIFO path is taken relative to the profile, like every other
 /// path in a profile; `-` (stdin) and `tcp://` addresses are left as they are.
 fn resolved_lines(
@@ -436,7 +524,17 @@ fn build_stages(
             ),
         ));
     }
+    if stream.violence.is_some() && spec.family != MAVD_EDGE {
+        return Err(stream_error(
+            stream,
+            format!(
+                "[stream.violence] is for {MAVD_EDGE} models; model {} is a {} model",
+                spec.name, spec.family
+            ),
+        ));
+    }
     match spec.family.as_str() {
+        MAVD_EDGE => Ok((MAVD_EDGE, violence_stages(stream, spec, manifest, plans)?)),
         AUDIO_EVENTS => {
             let plan = plan_for(plans, manifest, &stream.model)?;
             let labels = spec.setting_str("labels").ok_or_else(|| {

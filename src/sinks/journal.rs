@@ -1208,6 +1208,7 @@ mod tests {
                 heapless::String::try_from(format!("cam0-{event}-7.heatmap.png").as_str()).unwrap(),
             ),
             evidence: None,
+            modalities: None,
         }
     }
 

@@ -40,6 +40,7 @@ pub fn alert(event: u64) -> Alert {
         threshold_rule: None,
         snapshot: None,
         evidence: None,
+        modalities: None,
     }
 }
 

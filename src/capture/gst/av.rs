@@ -95,6 +95,14 @@ impl AvSource {
         }
     }
 
+    /// Builds the pipeline without starting it: checks that the elements exist and link and
+    /// that both branches' start elements are named in the fragment.
+    pub fn validate(config: &AvConfig) -> Result<(), CaptureError> {
+        let running = build(config)?;
+        let _ = running.pipeline.set_state(gst::State::Null);
+        Ok(())
+    }
+
     fn malformed(&self, detail: String) -> CaptureError {
         CaptureError::Malformed {
             source_name: self.config.settings.pipeline.clone(),

@@ -3,10 +3,13 @@
 //! where the snippet ends (XD-Violence's protocol).
 
 pub mod decide;
+#[cfg(feature = "gst")]
+pub mod demo;
 pub mod extract;
 pub mod features;
 pub mod kernel;
 pub mod snippet;
+pub mod stages;
 #[cfg(feature = "gst")]
 pub mod staging;
 pub mod window;

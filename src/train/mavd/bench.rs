@@ -3,8 +3,8 @@
 //! extractors → the MAVD-edge head on a sliding window. `scripts/bench/mavd.py` runs it and
 //! times onnxruntime on the same ONNX files and inputs in the same run.
 //!
-//! The head's weights are freshly initialised: its cost does not depend on their values, and
-//! no trained edge head exists yet (see `models/mavd.md`).
+//! The head's weights are freshly initialised (its cost does not depend on their values), so the
+//! benchmark needs no trained model and can time any window length.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

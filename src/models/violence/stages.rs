@@ -1,0 +1,249 @@
+//! The surveillance box's pipeline stages: synchronised video and audio cut into snippets
+//! ([`SnippetPrepare`]), each snippet's three feature vectors and its live MAVD scores on a
+//! sliding window ([`MavdDetect`]), and violence alerts with the modalities that fired
+//! ([`ViolenceAlerts`]).
+
+use std::time::Duration;
+
+use super::decide::{ViolenceDecide, ViolenceSettings};
+use super::extract::SnippetExtractor;
+use super::snippet::{Snippet, SnippetAssembler, SnippetConfig, SnippetStats};
+use super::window::{SnippetScores, StreamingScorer};
+use crate::alert::{Alert, Name};
+use crate::capture::{Sample, Stamp};
+use crate::decide::{AlertFactory, NameTooLong, name};
+use crate::pipeline::{Decide, Detect, Prepare, StageError};
+
+/// The label of violence alerts.
+pub const LABEL: &str = "violence";
+
+/// Samples to snippets.
+#[derive(Debug)]
+pub struct SnippetPrepare {
+    assembler: SnippetAssembler,
+    /// What the log last said about lost or late media.
+    reported: SnippetStats,
+}
+
+impl SnippetPrepare {
+    pub fn new(config: SnippetConfig) -> Self {
+        Self {
+            assembler: SnippetAssembler::new(config, true),
+            reported: SnippetStats::default(),
+        }
+    }
+
+    /// Says in the log when frames or audio were lost, once per change.
+    fn report(&mut self) {
+        let stats = self.assembler.stats();
+        let faults = |s: &SnippetStats| {
+            (
+                s.frames_repeated,
+                s.frames_dropped,
+                s.snippets_short_of_audio,
+                s.audio_overlap_dropped,
+            )
+        };
+        if faults(&stats) != faults(&self.reported) {
+            log::warn!(
+                "snippets so far {}: {} lost frames filled, {} frames dropped with cut snippets, \
+                 {} snippets short of audio, {} overlapping audio samples dropped",
+                stats.snippets,
+                stats.frames_repeated,
+                stats.frames_dropped,
+                stats.snippets_short_of_audio,
+                stats.audio_overlap_dropped
+            );
+            self.reported = stats;
+        }
+    }
+}
+
+impl Prepare for SnippetPrepare {
+    type Output = Snippet;
+
+    fn prepare(
+        &mut self,
+        sample: &Sample,
+        emit: &mut dyn FnMut(Stamp, Snippet),
+    ) -> Result<(), StageError> {
+        let stamp = *sample.stamp();
+        let snippets = match sample {
+            Sample::Video(frame) => self.assembler.push_video(frame.clone()),
+            Sample::Audio(block) => self.assembler.push_audio(block.clone()),
+            Sample::Spectral(_) => {
+                return Err(StageError {
+                    stage: "snippets",
+                    detail: "a violence stream takes video and audio, not spectral lines".into(),
+                });
+            }
+        }
+        .map_err(|err| StageError {
+            stage: "snippets",
+            detail: err.to_string(),
+        })?;
+        for snippet in snippets {
+            emit(stamp, snippet);
+        }
+        self.report();
+        Ok(())
+    }
+}
+
+/// One snippet's live scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViolenceScores {
+    pub start: Duration,
+    pub end: Duration,
+    pub live: SnippetScores,
+    /// False when the snippet had no audio (its audio features were zeros).
+    pub audio_present: bool,
+}
+
+/// Snippets to live scores: the three extractors, then the head on the window of the newest
+/// snippets.
+pub struct MavdDetect {
+    extractor: SnippetExtractor,
+    scorer: StreamingScorer,
+}
+
+impl MavdDetect {
+    pub fn new(extractor: SnippetExtractor, scorer: StreamingScorer) -> Self {
+        Self { extractor, scorer }
+    }
+}
+
+impl Detect for MavdDetect {
+    type Input = Snippet;
+    type Output = ViolenceScores;
+
+    fn detect(&mut self, snippet: Snippet) -> Result<ViolenceScores, StageError> {
+        let extracted = self.extractor.extract(&snippet).map_err(|err| StageError {
+            stage: "features",
+            detail: err.to_string(),
+        })?;
+        let pushed = self
+            .scorer
+            .push(&extracted.features)
+            .map_err(|err| StageError {
+                stage: "MAVD head",
+                detail: err.to_string(),
+            })?;
+        Ok(ViolenceScores {
+            start: snippet.start,
+            end: snippet.end,
+            live: pushed.live,
+            audio_present: extracted.audio_present,
+        })
+    }
+}
+
+/// Live scores to alerts.
+pub struct ViolenceAlerts {
+    decide: ViolenceDecide,
+    factory: AlertFactory,
+    label: Name,
+    threshold: f32,
+    event: u64,
+    last: Option<Stamp>,
+    score: f32,
+}
+
+impl ViolenceAlerts {
+    pub fn new(stream: &str, model: &str, settings: ViolenceSettings) -> Result<Self, String> {
+        let names = |err: NameTooLong| err.to_string();
+        Ok(Self {
+            decide: ViolenceDecide::new(settings)?,
+            factory: AlertFactory::new(stream, model).map_err(names)?,
+            label: name("alert label", LABEL).map_err(names)?,
+            threshold: settings.fused.on,
+            event: 0,
+            last: None,
+            score: f32::NAN,
+        })
+    }
+
+    fn alert(
+        &mut self,
+        transition: super::decide::ViolenceTransition,
+        stamp: &Stamp,
+        emit: &mut dyn FnMut(Alert),
+    ) {
+        let mut alert = self.factory.make(
+            &self.label,
+            &mut self.event,
+            self.threshold,
+            transition.transition,
+            stamp,
+            &[],
+        );
+        // At most "video+audio+flow": always fits a name.
+        alert.modalities = Name::try_from(transition.modalities.names().join("+").as_str())
+            .ok()
+            .filter(|names| !names.is_empty());
+        emit(alert);
+    }
+}
+
+impl Decide for ViolenceAlerts {
+    type Input = ViolenceScores;
+
+    fn decide(&mut self, stamp: Stamp, scores: ViolenceScores, emit: &mut dyn FnMut(Alert)) {
+        // Alerts carry the snippet's stream time: that is when it happened.
+        let at = Stamp {
+            pts: scores.end,
+            ..stamp
+        };
+        self.score = scores.live.fused;
+        if let Some(transition) = self.decide.observe(&scores.live, scores.start, scores.end) {
+            self.alert(transition, &at, emit);
+        }
+        self.last = Some(at);
+    }
+
+    fn finish(&mut self, emit: &mut dyn FnMut(Alert)) {
+        let Some(last) = self.last else { return };
+        if let Some(transition) = self.decide.finish() {
+            self.alert(transition, &last, emit);
+        }
+    }
+
+    fn scores(&self) -> Vec<(Name, f32)> {
+        vec![(self.label.clone(), self.score)]
+    }
+}
+
+/// `[stream.violence]`: where the two branches start in the source's pipeline, and the
+/// decision thresholds.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViolenceStreamSettings {
+    /// The element the video branch starts from, in launch syntax: `src.` after
+    /// `decodebin name=src`, or `cam.` after `v4l2src name=cam`.
+    pub video_from: String,
+    /// The element the audio branch starts from (`src.`, `mic.`).
+    pub audio_from: String,
+    /// Hysteresis on the fused score; absent: open at the model's manifest threshold and end
+    /// below half of it.
+    #[serde(default)]
+    pub fused: Option<crate::decide::Hysteresis>,
+    /// A unimodal head at or above this during an event names its modality in the alert.
+    #[serde(default = "default_modality_on")]
+    pub modality_on: f32,
+}
+
+fn default_modality_on() -> f32 {
+    0.5
+}
+
+impl ViolenceStreamSettings {
+    /// The decision settings, with the model's threshold where the profile sets none.
+    pub fn decision(&self, threshold: f32) -> ViolenceSettings {
+        ViolenceSettings {
+            fused: self
+                .fused
+                .unwrap_or_else(|| crate::decide::Hysteresis::new(threshold, threshold / 2.0)),
+            modality_on: self.modality_on,
+        }
+    }
+}
