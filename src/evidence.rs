@@ -401,7 +401,7 @@ fn write_recording(
                 rate = block.rate;
                 audio.extend_from_slice(&block.samples);
             }
-            Sample::Spectral(_) => {}
+            Sample::Spectral(_) | Sample::Features(_) => {}
         }
     }
     if !audio.is_empty() {

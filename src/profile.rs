@@ -144,6 +144,8 @@ pub enum SourceSettings {
     Scene(crate::capture::pushbroom::SceneReplayConfig),
     /// Raw push-broom lines from a file, FIFO, standard input or TCP socket.
     Lines(crate::capture::pushbroom::LineStreamConfig),
+    /// One video's pre-extracted per-snippet features (violence models).
+    Features(crate::models::violence::replay::FeatureFilesConfig),
 }
 
 impl Profile {

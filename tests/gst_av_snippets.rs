@@ -72,7 +72,7 @@ fn assemble(samples: Vec<Sample>) -> Vec<vigil::models::violence::snippet::Snipp
         snippets.extend(match sample {
             Sample::Video(frame) => assembler.push_video(frame).unwrap(),
             Sample::Audio(block) => assembler.push_audio(block).unwrap(),
-            Sample::Spectral(_) => unreachable!(),
+            Sample::Spectral(_) | Sample::Features(_) => unreachable!(),
         });
     }
     snippets.extend(assembler.finish());

@@ -68,7 +68,7 @@ fn snippets(dir: &Path, name: &str, moving: bool, tone: bool) -> Vec<Snippet> {
         out.extend(match sample {
             Sample::Video(frame) => assembler.push_video(frame).unwrap(),
             Sample::Audio(block) => assembler.push_audio(block).unwrap(),
-            Sample::Spectral(_) => unreachable!(),
+            Sample::Spectral(_) | Sample::Features(_) => unreachable!(),
         });
     }
     out.extend(assembler.finish());

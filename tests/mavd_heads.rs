@@ -594,3 +594,150 @@ fn vigil_scores_pre_extracted_feature_files_with_the_authors_heads() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("RGB 12, audio 12, flow 9"), "{err}");
 }
+
+/// `vigil run` on a profile whose stream replays one video's feature files through the authors'
+/// heads: its alerts are exactly the decisions of the streaming scorer's live scores.
+#[test]
+fn vigil_run_decides_on_feature_files_as_the_streaming_scorer_scores_them() {
+    use vigil::decide::{Hysteresis, Transition};
+    use vigil::models::violence::decide::{ViolenceDecide, ViolenceSettings};
+
+    let (mavd, config, _) = authors();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("window.onnx");
+    vigil::train::onnx::save(&export_window(&mavd, &config, 16).unwrap(), &model).unwrap();
+    let snippets = 30;
+    let input = Input::random(&config, snippets, &mut SplitMix64::new(77));
+    for (name, values, width) in [
+        ("v__0.npy", &input.video, 1024),
+        ("v__vggish.npy", &input.audio, 128),
+        ("v_flow__0.npy", &input.flow, 1024),
+    ] {
+        vigil::io::npy::write_npy(dir.path().join(name), &[snippets, width], values).unwrap();
+    }
+
+    // What the runtime must decide: live scores of the window, through the same hysteresis,
+    // with thresholds that these scores cross.
+    let mut scorer = StreamingScorer::new(WindowModel::load(&model).unwrap());
+    let live: Vec<_> = (0..snippets)
+        .map(|t| {
+            let row = |values: &[f32], width: usize| values[t * width..(t + 1) * width].to_vec();
+            scorer
+                .push(&SnippetFeatures {
+                    video: row(&input.video, 1024),
+                    audio: row(&input.audio, 128),
+                    flow: row(&input.flow, 1024),
+                })
+                .unwrap()
+                .live
+        })
+        .collect();
+    let mut sorted: Vec<f32> = live.iter().map(|s| s.fused).collect();
+    sorted.sort_by(f32::total_cmp);
+    let (on, off) = (sorted[snippets * 2 / 3], sorted[snippets / 2]);
+    let settings = ViolenceSettings {
+        fused: Hysteresis::new(on, off),
+        modality_on: 0.5,
+    };
+    let mut decide = ViolenceDecide::new(settings).unwrap();
+    let snippet = std::time::Duration::from_nanos(666_666_667);
+    let mut expected = Vec::new();
+    for (t, scores) in live.iter().enumerate() {
+        let start = snippet * t as u32;
+        if let Some(step) = decide.observe(scores, start, start + snippet) {
+            expected.push(step.transition);
+        }
+    }
+    expected.extend(decide.finish().map(|step| step.transition));
+    let opened: Vec<u64> = expected
+        .iter()
+        .filter_map(|t| match t {
+            Transition::Opened { start, .. } => Some(start.as_nanos() as u64),
+            _ => None,
+        })
+        .collect();
+    let ended: Vec<u64> = expected
+        .iter()
+        .filter_map(|t| match t {
+            Transition::Ended { end, .. } => Some(end.as_nanos() as u64),
+            _ => None,
+        })
+        .collect();
+    assert!(!opened.is_empty(), "the thresholds must open an event");
+
+    let sha = vigil::detector::manifest::sha256_file(&model).unwrap();
+    std::fs::write(
+        dir.path().join("manifest.toml"),
+        format!(
+            r#"[[model]]
+name = "mavd-authors"
+family = "mavd_edge"
+description = "the authors' heads, window of 16"
+source = "test"
+files = [{{ path = "window.onnx", sha256 = "{sha}" }}]
+inputs = [{{ name = "video", dtype = "f32", shape = [1, 16, 1024] }}]
+outputs = [{{ name = "fused", dtype = "f32", shape = [1, 16] }}]
+threshold = 0.5
+"#
+        ),
+    )
+    .unwrap();
+    let profile = dir.path().join("profile.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"[box]
+name = "t"
+manifest = "manifest.toml"
+
+[alerts]
+journal = "journal"
+sinks = [{{ kind = "jsonl", name = "out", path = "alerts.jsonl" }}]
+
+[[stream]]
+name = "xd"
+model = "mavd-authors"
+queue_depth = 64
+source = {{ kind = "features", rgb = "v__0.npy", audio = "v__vggish.npy", flow = "v_flow__0.npy" }}
+
+[stream.violence]
+fused = {{ on = {on}, off = {off} }}
+"#
+        ),
+    )
+    .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    vigil::runtime::run(&profile, &stop, &stop).unwrap();
+    let alerts: Vec<vigil::Alert> = std::fs::read_to_string(dir.path().join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let phase = |phase| {
+        alerts
+            .iter()
+            .filter(move |a: &&vigil::Alert| a.phase == phase)
+            .collect::<Vec<_>>()
+    };
+    let new_starts: Vec<u64> = phase(vigil::Phase::New)
+        .iter()
+        .map(|a| a.start_pts_ns)
+        .collect();
+    let end_times: Vec<u64> = phase(vigil::Phase::End).iter().map(|a| a.pts_ns).collect();
+    assert_eq!(new_starts, opened, "{alerts:#?}");
+    assert_eq!(end_times, ended, "{alerts:#?}");
+
+    // The shipped MAVD-edge cannot read XD-Violence's widths: refused before anything runs.
+    let text = std::fs::read_to_string(&profile)
+        .unwrap()
+        .replace("manifest = \"manifest.toml\"\n", "")
+        .replace("\"mavd-authors\"", "\"mavd-edge\"");
+    std::fs::write(&profile, text).unwrap();
+    let loaded = vigil::Profile::load(&profile).unwrap();
+    let err = vigil::runtime::check(&loaded).unwrap_err().to_string();
+    assert!(
+        err.contains("[rgb, audio, flow] = [1024, 128, 1024] wide")
+            && err.contains("[1280, 1024, 152]"),
+        "{err}"
+    );
+}

@@ -14,7 +14,7 @@ pub mod synth;
 pub mod v4l2;
 
 pub use gst_settings::GstSettings;
-pub use sample::{AudioBlock, Sample, Stamp, VideoFrame, pack_rgb_rows};
+pub use sample::{AudioBlock, FeatureRow, Sample, Stamp, VideoFrame, pack_rgb_rows};
 
 /// Why a source could not start or stopped delivering.
 #[derive(Debug, thiserror::Error)]

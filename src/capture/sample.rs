@@ -52,6 +52,18 @@ pub struct AudioBlock {
     pub samples: Vec<f32>,
 }
 
+/// One snippet's pre-extracted features, replayed from files as a stream (XD-Violence
+/// distributes its data this way): a vector per modality.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    /// Stamp of the snippet's start.
+    pub stamp: Stamp,
+    pub duration: Duration,
+    pub video: Vec<f32>,
+    pub audio: Vec<f32>,
+    pub flow: Vec<f32>,
+}
+
 /// One unit of captured data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample {
@@ -59,6 +71,8 @@ pub enum Sample {
     Audio(AudioBlock),
     /// One push-broom hyperspectral line.
     Spectral(super::pushbroom::SpectralLine),
+    /// One snippet of pre-extracted features.
+    Features(FeatureRow),
 }
 
 impl Sample {
@@ -67,6 +81,7 @@ impl Sample {
             Sample::Video(f) => &f.stamp,
             Sample::Audio(a) => &a.stamp,
             Sample::Spectral(l) => &l.stamp,
+            Sample::Features(row) => &row.stamp,
         }
     }
 }

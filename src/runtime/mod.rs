@@ -122,16 +122,29 @@ fn build_source(
         stream: stream.name.clone(),
         source,
     };
-    if family == MAVD_EDGE && !matches!(stream.source, SourceSettings::Gstreamer(_)) {
+    if family == MAVD_EDGE
+        && !matches!(
+            stream.source,
+            SourceSettings::Gstreamer(_) | SourceSettings::Features(_)
+        )
+    {
         return Err(stream_error(
             stream,
             format!(
                 "model family {MAVD_EDGE} needs video and audio on one clock: use a GStreamer \
-                 source (a file's decodebin, or a camera and a microphone) with [stream.violence]"
+                 source (a file's decodebin, or a camera and a microphone) with [stream.violence], \
+                 or pre-extracted feature files (kind = \"features\")"
             ),
         ));
     }
     match &stream.source {
+        SourceSettings::Features(_) if family != MAVD_EDGE => Err(stream_error(
+            stream,
+            format!("model family {family} cannot read pre-extracted snippet features"),
+        )),
+        SourceSettings::Features(config) => Ok(Box::new(
+            crate::models::violence::replay::FeatureReplay::new(config.resolved(profile_dir)),
+        )),
         SourceSettings::Synth(config) => Ok(Box::new(
             crate::capture::synth::SynthSource::new(config.clone()).map_err(capture)?,
         )),
@@ -156,12 +169,16 @@ fn build_source(
         SourceSettings::Gstreamer(settings) if family == MAVD_EDGE => {
             use crate::capture::gst::{AvConfig, AvSource};
             use crate::models::violence::staging::{AUDIO_RATE, FRAMES_PER_SECOND, SIDE};
-            let violence = stream.violence.as_ref().ok_or_else(|| {
-                stream_error(
-                    stream,
-                    "a violence stream needs [stream.violence] with video_from and audio_from",
-                )
-            })?;
+            let violence = stream
+                .violence
+                .as_ref()
+                .filter(|v| !v.video_from.trim().is_empty() && !v.audio_from.trim().is_empty())
+                .ok_or_else(|| {
+                    stream_error(
+                        stream,
+                        "a violence stream needs [stream.violence] with video_from and audio_from",
+                    )
+                })?;
             let config = AvConfig {
                 settings: settings.clone(),
                 video_from: violence.video_from.clone(),
@@ -427,11 +444,13 @@ fn industrial_stages(
     })
 }
 
-/// The MAVD-edge stages: the model's files are the window graph (first) and the RGB extractor
-/// named by its `rgb_extractor` setting; the audio extractor is the audio-event model named by
-/// `audio_model` (YAMNet), whose plan audio streams share.
+/// The MAVD stages: the model's first file is the window graph. Media streams also need the RGB
+/// extractor named by its `rgb_extractor` setting and the audio-event model named by
+/// `audio_model` (YAMNet, whose plan audio streams share); streams of pre-extracted features
+/// need neither (the authors' heads on XD-Violence's files, say).
 fn violence_stages(
     stream: &StreamSettings,
+    profile: &Profile,
     spec: &crate::detector::ModelSpec,
     manifest: &Manifest,
     plans: &mut Plans,
@@ -439,28 +458,55 @@ fn violence_stages(
     use crate::models::violence::extract::SnippetExtractor;
     use crate::models::violence::snippet::SnippetConfig;
     use crate::models::violence::window::{StreamingScorer, WindowModel};
-    let settings = stream.violence.as_ref().ok_or_else(|| {
-        stream_error(
-            stream,
-            "a violence stream needs [stream.violence] with video_from and audio_from",
-        )
-    })?;
     crate::detector::manifest::verify_files(manifest, spec)?;
-    let setting = |key: &str| {
-        spec.setting_str(key).ok_or_else(|| {
-            stream_error(
-                stream,
-                format!("model {} names no {key} setting", spec.name),
-            )
-        })
-    };
-    let rgb_model = manifest.dir.join(setting("rgb_extractor")?);
-    let yamnet = plan_for(plans, manifest, setting("audio_model")?)?;
     let window = WindowModel::load(&manifest.path_of(spec.onnx_file()))
         .map_err(|err| stream_error(stream, err))?;
-    let extractor =
-        SnippetExtractor::new(&rgb_model, &yamnet).map_err(|err| stream_error(stream, err))?;
-    let decision = settings.decision(spec.threshold);
+    let (extractor, decision) = match &stream.source {
+        // Features extracted already: no extractors, and the files must fit the model.
+        SourceSettings::Features(files) => {
+            let rows = files
+                .resolved(&profile.dir)
+                .read()
+                .map_err(|err| stream_error(stream, err))?;
+            if let Some(first) = rows.first() {
+                let found = [first.video.len(), first.audio.len(), first.flow.len()];
+                if found != window.widths() {
+                    return Err(stream_error(
+                        stream,
+                        format!(
+                            "the feature files are [rgb, audio, flow] = {found:?} wide, model {} \
+                             takes {:?}",
+                            spec.name,
+                            window.widths()
+                        ),
+                    ));
+                }
+            }
+            let settings = stream.violence.clone().unwrap_or_default();
+            (None, settings.decision(spec.threshold))
+        }
+        _ => {
+            let settings = stream.violence.as_ref().ok_or_else(|| {
+                stream_error(
+                    stream,
+                    "a violence stream needs [stream.violence] with video_from and audio_from",
+                )
+            })?;
+            let setting = |key: &str| {
+                spec.setting_str(key).ok_or_else(|| {
+                    stream_error(
+                        stream,
+                        format!("model {} names no {key} setting", spec.name),
+                    )
+                })
+            };
+            let rgb_model = manifest.dir.join(setting("rgb_extractor")?);
+            let yamnet = plan_for(plans, manifest, setting("audio_model")?)?;
+            let extractor = SnippetExtractor::new(&rgb_model, &yamnet)
+                .map_err(|err| stream_error(stream, err))?;
+            (Some(extractor), settings.decision(spec.threshold))
+        }
+    };
     Ok(Stages::Violence {
         prepare: SnippetPrepare::new(SnippetConfig::default()),
         detect: Box::new(MavdDetect::new(extractor, StreamingScorer::new(window))),
@@ -534,7 +580,10 @@ fn build_stages(
         ));
     }
     match spec.family.as_str() {
-        MAVD_EDGE => Ok((MAVD_EDGE, violence_stages(stream, spec, manifest, plans)?)),
+        MAVD_EDGE => Ok((
+            MAVD_EDGE,
+            violence_stages(stream, profile, spec, manifest, plans)?,
+        )),
         AUDIO_EVENTS => {
             let plan = plan_for(plans, manifest, &stream.model)?;
             let labels = spec.setting_str("labels").ok_or_else(|| {

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod extract;
 pub mod features;
 pub mod kernel;
+pub mod replay;
 pub mod snippet;
 pub mod stages;
 #[cfg(feature = "gst")]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::decide::{ViolenceDecide, ViolenceSettings};
 use super::extract::SnippetExtractor;
 use super::snippet::{Snippet, SnippetAssembler, SnippetConfig, SnippetStats};
-use super::window::{SnippetScores, StreamingScorer};
+use super::window::{SnippetFeatures, SnippetScores, StreamingScorer};
 use crate::alert::{Alert, Name};
 use crate::capture::{Sample, Stamp};
 use crate::decide::{AlertFactory, NameTooLong, name};
@@ -59,18 +59,44 @@ impl SnippetPrepare {
     }
 }
 
+/// What the head scores next: a snippet of media to extract, or features extracted already.
+#[derive(Debug, Clone)]
+pub enum SnippetInput {
+    Media(Snippet),
+    Features {
+        start: Duration,
+        end: Duration,
+        features: SnippetFeatures,
+    },
+}
+
 impl Prepare for SnippetPrepare {
-    type Output = Snippet;
+    type Output = SnippetInput;
 
     fn prepare(
         &mut self,
         sample: &Sample,
-        emit: &mut dyn FnMut(Stamp, Snippet),
+        emit: &mut dyn FnMut(Stamp, SnippetInput),
     ) -> Result<(), StageError> {
         let stamp = *sample.stamp();
         let snippets = match sample {
             Sample::Video(frame) => self.assembler.push_video(frame.clone()),
             Sample::Audio(block) => self.assembler.push_audio(block.clone()),
+            Sample::Features(row) => {
+                emit(
+                    stamp,
+                    SnippetInput::Features {
+                        start: row.stamp.pts,
+                        end: row.stamp.pts + row.duration,
+                        features: SnippetFeatures {
+                            video: row.video.clone(),
+                            audio: row.audio.clone(),
+                            flow: row.flow.clone(),
+                        },
+                    },
+                );
+                return Ok(());
+            }
             Sample::Spectral(_) => {
                 return Err(StageError {
                     stage: "snippets",
@@ -83,7 +109,7 @@ impl Prepare for SnippetPrepare {
             detail: err.to_string(),
         })?;
         for snippet in snippets {
-            emit(stamp, snippet);
+            emit(stamp, SnippetInput::Media(snippet));
         }
         self.report();
         Ok(())
@@ -96,44 +122,53 @@ pub struct ViolenceScores {
     pub start: Duration,
     pub end: Duration,
     pub live: SnippetScores,
-    /// False when the snippet had no audio (its audio features were zeros).
-    pub audio_present: bool,
 }
 
-/// Snippets to live scores: the three extractors, then the head on the window of the newest
-/// snippets.
+/// Snippets to live scores: the three extractors (for media), then the head on the window of
+/// the newest snippets.
 pub struct MavdDetect {
-    extractor: SnippetExtractor,
+    /// None for streams of pre-extracted features.
+    extractor: Option<SnippetExtractor>,
     scorer: StreamingScorer,
 }
 
 impl MavdDetect {
-    pub fn new(extractor: SnippetExtractor, scorer: StreamingScorer) -> Self {
+    pub fn new(extractor: Option<SnippetExtractor>, scorer: StreamingScorer) -> Self {
         Self { extractor, scorer }
     }
 }
 
 impl Detect for MavdDetect {
-    type Input = Snippet;
+    type Input = SnippetInput;
     type Output = ViolenceScores;
 
-    fn detect(&mut self, snippet: Snippet) -> Result<ViolenceScores, StageError> {
-        let extracted = self.extractor.extract(&snippet).map_err(|err| StageError {
-            stage: "features",
+    fn detect(&mut self, input: SnippetInput) -> Result<ViolenceScores, StageError> {
+        let (start, end, features) = match input {
+            SnippetInput::Features {
+                start,
+                end,
+                features,
+            } => (start, end, features),
+            SnippetInput::Media(snippet) => {
+                let extractor = self.extractor.as_mut().ok_or_else(|| StageError {
+                    stage: "features",
+                    detail: "this stream was built for pre-extracted features, not media".into(),
+                })?;
+                let extracted = extractor.extract(&snippet).map_err(|err| StageError {
+                    stage: "features",
+                    detail: err.to_string(),
+                })?;
+                (snippet.start, snippet.end, extracted.features)
+            }
+        };
+        let pushed = self.scorer.push(&features).map_err(|err| StageError {
+            stage: "MAVD head",
             detail: err.to_string(),
         })?;
-        let pushed = self
-            .scorer
-            .push(&extracted.features)
-            .map_err(|err| StageError {
-                stage: "MAVD head",
-                detail: err.to_string(),
-            })?;
         Ok(ViolenceScores {
-            start: snippet.start,
-            end: snippet.end,
+            start,
+            end,
             live: pushed.live,
-            audio_present: extracted.audio_present,
         })
     }
 }
@@ -214,14 +249,16 @@ impl Decide for ViolenceAlerts {
 }
 
 /// `[stream.violence]`: where the two branches start in the source's pipeline, and the
-/// decision thresholds.
+/// decision thresholds. Streams of pre-extracted features need neither branch.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ViolenceStreamSettings {
     /// The element the video branch starts from, in launch syntax: `src.` after
     /// `decodebin name=src`, or `cam.` after `v4l2src name=cam`.
+    #[serde(default)]
     pub video_from: String,
     /// The element the audio branch starts from (`src.`, `mic.`).
+    #[serde(default)]
     pub audio_from: String,
     /// Hysteresis on the fused score; absent: open at the model's manifest threshold and end
     /// below half of it.
@@ -234,6 +271,17 @@ pub struct ViolenceStreamSettings {
 
 fn default_modality_on() -> f32 {
     0.5
+}
+
+impl Default for ViolenceStreamSettings {
+    fn default() -> Self {
+        Self {
+            video_from: String::new(),
+            audio_from: String::new(),
+            fused: None,
+            modality_on: default_modality_on(),
+        }
+    }
 }
 
 impl ViolenceStreamSettings {

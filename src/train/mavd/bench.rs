@@ -115,7 +115,7 @@ pub fn run(
         let snippets = match sample {
             Some(Sample::Video(frame)) => assembler.push_video(frame).map_err(config_error)?,
             Some(Sample::Audio(block)) => assembler.push_audio(block).map_err(config_error)?,
-            Some(Sample::Spectral(_)) => Vec::new(),
+            Some(Sample::Spectral(_) | Sample::Features(_)) => Vec::new(),
             None => assembler.finish(),
         };
         for snippet in snippets {
