@@ -461,7 +461,10 @@ fn violence_stages(
     crate::detector::manifest::verify_files(manifest, spec)?;
     let window = WindowModel::load(&manifest.path_of(spec.onnx_file()))
         .map_err(|err| stream_error(stream, err))?;
-    let (extractor, decision) = match &stream.source {
+    // Media streams' branches are checked with their source (`build_source`); the decision
+    // settings default for streams of features.
+    let settings = stream.violence.clone().unwrap_or_default();
+    let extractor = match &stream.source {
         // Features extracted already: no extractors, and the files must fit the model.
         SourceSettings::Features(files) => {
             let rows = files
@@ -482,16 +485,9 @@ fn violence_stages(
                     ));
                 }
             }
-            let settings = stream.violence.clone().unwrap_or_default();
-            (None, settings.decision(spec.threshold))
+            None
         }
         _ => {
-            let settings = stream.violence.as_ref().ok_or_else(|| {
-                stream_error(
-                    stream,
-                    "a violence stream needs [stream.violence] with video_from and audio_from",
-                )
-            })?;
             let setting = |key: &str| {
                 spec.setting_str(key).ok_or_else(|| {
                     stream_error(
@@ -502,15 +498,16 @@ fn violence_stages(
             };
             let rgb_model = manifest.dir.join(setting("rgb_extractor")?);
             let yamnet = plan_for(plans, manifest, setting("audio_model")?)?;
-            let extractor = SnippetExtractor::new(&rgb_model, &yamnet)
-                .map_err(|err| stream_error(stream, err))?;
-            (Some(extractor), settings.decision(spec.threshold))
+            Some(
+                SnippetExtractor::new(&rgb_model, &yamnet)
+                    .map_err(|err| stream_error(stream, err))?,
+            )
         }
     };
     Ok(Stages::Violence {
         prepare: SnippetPrepare::new(SnippetConfig::default()),
         detect: Box::new(MavdDetect::new(extractor, StreamingScorer::new(window))),
-        decide: ViolenceAlerts::new(&stream.name, &spec.name, decision)
+        decide: ViolenceAlerts::new(&stream.name, &spec.name, settings.decision(spec.threshold))
             .map_err(|err| stream_error(stream, err))?,
     })
 }

@@ -558,15 +558,25 @@ pub fn snippets_of(clip: &Clip) -> Result<Vec<Snippet>, SnippetError> {
     let block_time = |index: usize| Duration::from_secs(index as u64) / 25;
     let mut blocks = clip.audio.chunks(block).enumerate().peekable();
     let mut snippets = Vec::new();
-    for (index, rgb) in clip.frames.iter().enumerate() {
-        let end_of_frame = frame_time * (index as u32 + 1);
-        while let Some((at, samples)) = blocks.next_if(|(at, _)| block_time(*at) < end_of_frame) {
+    // Audio blocks that start before `until` (all of them for None), in order.
+    let mut push_audio = |assembler: &mut SnippetAssembler,
+                          snippets: &mut Vec<Snippet>,
+                          until: Option<Duration>|
+     -> Result<(), SnippetError> {
+        while let Some((at, samples)) =
+            blocks.next_if(|(at, _)| until.is_none_or(|t| block_time(*at) < t))
+        {
             snippets.extend(assembler.push_audio(AudioBlock {
                 stamp: stamp(block_time(at), at as u64),
                 rate: AUDIO_RATE,
                 samples: samples.to_vec(),
             })?);
         }
+        Ok(())
+    };
+    for (index, rgb) in clip.frames.iter().enumerate() {
+        let end_of_frame = frame_time * (index as u32 + 1);
+        push_audio(&mut assembler, &mut snippets, Some(end_of_frame))?;
         snippets.extend(assembler.push_video(VideoFrame {
             stamp: stamp(frame_time * index as u32, index as u64),
             width: SIDE as u32,
@@ -574,13 +584,7 @@ pub fn snippets_of(clip: &Clip) -> Result<Vec<Snippet>, SnippetError> {
             rgb: rgb.clone(),
         })?);
     }
-    for (at, samples) in blocks {
-        snippets.extend(assembler.push_audio(AudioBlock {
-            stamp: stamp(block_time(at), at as u64),
-            rate: AUDIO_RATE,
-            samples: samples.to_vec(),
-        })?);
-    }
+    push_audio(&mut assembler, &mut snippets, None)?;
     snippets.extend(assembler.finish());
     Ok(snippets)
 }
