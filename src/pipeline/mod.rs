@@ -184,24 +184,31 @@ impl Pipeline {
         let sm = m.clone();
         let stage_stop = stop.clone();
         threads.push(spawn_named(format!("prepare-{stream}"), move || {
+            let mut send = |stamp: Stamp, value: P::Output| {
+                inputs_tx.send(Msg {
+                    stamp,
+                    queued: Instant::now(),
+                    value,
+                })
+            };
+            let mut last_stamp = None;
             while let Some(Msg {
                 stamp: _,
                 queued,
                 value: sample,
             }) = receive(&samples_rx, &stage_stop)
             {
-                let result = prepare.prepare(&sample, &mut |stamp, value| {
-                    inputs_tx.send(Msg {
-                        stamp,
-                        queued: Instant::now(),
-                        value,
-                    })
-                });
+                let result = prepare.prepare(&sample, &mut send);
+                last_stamp = Some(*sample.stamp());
                 sm.prepare_latency.observe(queued.elapsed().as_secs_f64());
                 if let Err(err) = result {
                     sm.stage_errors.inc();
                     log::warn!("{err}");
                 }
+            }
+            // What the stage still holds goes on, as the detect stage's does.
+            if let Some(last) = last_stamp {
+                prepare.finish(last, &mut send);
             }
         })?);
 

@@ -23,6 +23,10 @@ pub trait Prepare: Send + 'static {
         sample: &Sample,
         emit: &mut dyn FnMut(Stamp, Self::Output),
     ) -> Result<(), StageError>;
+    /// The stream ended: emit what is still held and complete enough to use (a snippet that
+    /// was waiting for audio that will not come), stamped with `last`, the newest sample's
+    /// stamp.
+    fn finish(&mut self, _last: Stamp, _emit: &mut dyn FnMut(Stamp, Self::Output)) {}
 }
 
 /// Model inputs to scores, on a tract plan.

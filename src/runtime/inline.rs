@@ -32,6 +32,8 @@ pub struct InlineDetector {
     model: String,
     media: Media,
     stages: Stages,
+    /// Stamp of the newest sample pushed, for what the stages still hold at the end.
+    last: Option<Stamp>,
 }
 
 impl InlineDetector {
@@ -73,6 +75,7 @@ impl InlineDetector {
             model: settings.model,
             media,
             stages,
+            last: None,
         })
     }
 
@@ -90,6 +93,7 @@ impl InlineDetector {
 
     /// Runs one sample through prepare, detect and decide.
     pub fn push(&mut self, sample: &Sample) -> Result<InlineResult, StageError> {
+        self.last = Some(*sample.stamp());
         let mut result = InlineResult::default();
         match &mut self.stages {
             Stages::Audio {
@@ -116,18 +120,67 @@ impl InlineDetector {
         Ok(result)
     }
 
-    /// The stream ended: the alerts that close the events still open.
+    /// The stream ended: what the stages still held, scored and decided, and the alerts that
+    /// close the events still open.
     pub fn finish(&mut self) -> Vec<Alert> {
         let mut alerts = Vec::new();
-        let mut emit = |alert| alerts.push(alert);
+        let last = self.last;
         match &mut self.stages {
-            Stages::Audio { decide, .. } => decide.finish(&mut emit),
-            Stages::Hyperspectral { decide, .. } => decide.finish(&mut emit),
-            Stages::Industrial { decide, .. } => decide.finish(&mut emit),
-            Stages::Violence { decide, .. } => decide.finish(&mut emit),
+            Stages::Audio {
+                prepare,
+                detect,
+                decide,
+            } => finish(prepare, detect, decide, last, &mut alerts),
+            Stages::Hyperspectral {
+                prepare,
+                detect,
+                decide,
+            } => finish(prepare, detect, decide, last, &mut alerts),
+            Stages::Industrial {
+                prepare,
+                detect,
+                decide,
+            } => finish(prepare, detect, decide.as_mut(), last, &mut alerts),
+            Stages::Violence {
+                prepare,
+                detect,
+                decide,
+            } => finish(prepare, detect.as_mut(), decide, last, &mut alerts),
         }
         alerts
     }
+}
+
+/// Ends a stream's stages in order, as the pipeline's threads do: prepare's held inputs, then
+/// detect's, each decided, then decide's open events.
+fn finish<P, D, C>(
+    prepare: &mut P,
+    detect: &mut D,
+    decide: &mut C,
+    last: Option<Stamp>,
+    alerts: &mut Vec<Alert>,
+) where
+    P: Prepare,
+    D: Detect<Input = P::Output>,
+    C: Decide<Input = D::Output>,
+{
+    let mut emit = |alert| alerts.push(alert);
+    if let Some(last) = last {
+        let mut inputs = Vec::new();
+        prepare.finish(last, &mut |stamp, input| inputs.push((stamp, input)));
+        for (stamp, input) in inputs {
+            match detect.detect(input) {
+                Ok(output) => decide.decide(stamp, output, &mut emit),
+                Err(err) => log::warn!("{err}"),
+            }
+        }
+        match detect.finish() {
+            Ok(Some(output)) => decide.decide(last, output, &mut emit),
+            Ok(None) => {}
+            Err(err) => log::warn!("{err}"),
+        }
+    }
+    decide.finish(&mut emit);
 }
 
 fn run<P, D, C>(

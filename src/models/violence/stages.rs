@@ -114,6 +114,14 @@ impl Prepare for SnippetPrepare {
         self.report();
         Ok(())
     }
+
+    /// Snippets still waiting for their audio go out with what there is.
+    fn finish(&mut self, last: Stamp, emit: &mut dyn FnMut(Stamp, SnippetInput)) {
+        for snippet in self.assembler.finish() {
+            emit(last, SnippetInput::Media(snippet));
+        }
+        self.report();
+    }
 }
 
 /// One snippet's live scores.
@@ -293,5 +301,58 @@ impl ViolenceStreamSettings {
                 .unwrap_or_else(|| crate::decide::Hysteresis::new(threshold, threshold / 2.0)),
             modality_on: self.modality_on,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::capture::{AudioBlock, VideoFrame};
+
+    fn stamp(pts: Duration, seq: u64) -> Stamp {
+        Stamp {
+            pts,
+            captured_at: SystemTime::UNIX_EPOCH,
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_snippet_still_waiting_for_audio_goes_out_when_the_stream_ends() {
+        let mut prepare = SnippetPrepare::new(SnippetConfig::default());
+        let mut emitted = Vec::new();
+        // Half a second of audio, then 16 frames: the snippet waits for audio up to 0.667 s.
+        let audio = Sample::Audio(AudioBlock {
+            stamp: stamp(Duration::ZERO, 0),
+            rate: 16_000,
+            samples: vec![0.1; 8_000],
+        });
+        prepare
+            .prepare(&audio, &mut |at, input| emitted.push((at, input)))
+            .unwrap();
+        let frame_time = Duration::from_secs(1) / 24;
+        let mut last = stamp(Duration::ZERO, 0);
+        for i in 0..16u32 {
+            last = stamp(frame_time * i, u64::from(i));
+            let frame = Sample::Video(VideoFrame {
+                stamp: last,
+                width: 2,
+                height: 2,
+                rgb: vec![0; 12],
+            });
+            prepare
+                .prepare(&frame, &mut |at, input| emitted.push((at, input)))
+                .unwrap();
+        }
+        assert!(emitted.is_empty(), "the snippet waits for its audio");
+        prepare.finish(last, &mut |at, input| emitted.push((at, input)));
+        let [(at, SnippetInput::Media(snippet))] = emitted.as_slice() else {
+            panic!("expected the waiting snippet, got {emitted:?}");
+        };
+        assert_eq!(*at, last);
+        assert_eq!(snippet.frames.len(), 16);
+        assert!(snippet.audio_missing > 0);
     }
 }
