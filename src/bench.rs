@@ -615,14 +615,16 @@ fn isstad_int8_against_fp32(
 
 pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, BenchError> {
     use crate::models::industrial::{
-        IndustrialDecide, IndustrialPrepare, IndustrialSettings, IsstadDetector, IsstadSpec,
+        IndustrialDecide, IndustrialDetector, IndustrialPrepare, IndustrialSettings,
+        IndustrialSpec, IsstadDetector, IsstadSpec, Normalisation,
     };
     const INT8: &str = "isstad-edge-brick";
     const FP32: &str = "isstad-edge-brick-fp32";
     let manifest = Manifest::shipped().map_err(setup)?;
     let frame = isstad_frame()?;
     let spec = IsstadSpec::from_manifest(manifest.model(INT8).map_err(setup)?).map_err(setup)?;
-    let mut prepare = IndustrialPrepare::new(spec.side).map_err(setup)?;
+    let mut prepare =
+        IndustrialPrepare::new(spec.side, Normalisation::Half, None).map_err(setup)?;
     let input = prepare.frame(&frame).map_err(setup)?.image;
     let (ours_ms, fp32_ms, int8_speedup) =
         isstad_int8_against_fp32(&manifest, INT8, FP32, &input, runs.max(1))?;
@@ -637,8 +639,13 @@ pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, Be
     let plan = Plan::load(&manifest, INT8).map_err(setup)?;
     let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let decide = CountFrames {
-        inner: IndustrialDecide::new("bench", &spec, &IndustrialSettings::default(), None)
-            .map_err(setup)?,
+        inner: IndustrialDecide::new(
+            "bench",
+            &IndustrialSpec::Isstad(spec.clone()),
+            &IndustrialSettings::default(),
+            None,
+        )
+        .map_err(setup)?,
         decided: decided.clone(),
     };
     let metrics = Metrics::new();
@@ -651,8 +658,8 @@ pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, Be
             until: started + Duration::from_secs_f64(pipeline_seconds),
             seq: 0,
         },
-        IndustrialPrepare::new(spec.side).map_err(setup)?,
-        IsstadDetector::new(&plan).map_err(setup)?,
+        IndustrialPrepare::new(spec.side, Normalisation::Half, None).map_err(setup)?,
+        IndustrialDetector::Isstad(IsstadDetector::new(&plan).map_err(setup)?),
         decide,
         alerts,
         &metrics,

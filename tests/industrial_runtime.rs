@@ -18,7 +18,8 @@ use vigil::capture::{Sample, Stamp, VideoFrame};
 use vigil::detector::{DetectorError, Manifest, Plan};
 use vigil::models::industrial::anomaly_map::ImageScore;
 use vigil::models::industrial::{
-    IndustrialDecide, IndustrialPrepare, IndustrialSettings, IsstadDetector, IsstadSpec,
+    IndustrialDecide, IndustrialDetector, IndustrialPrepare, IndustrialSettings, IndustrialSpec,
+    IsstadDetector, IsstadSpec, MapOutputs, Normalisation,
 };
 use vigil::pipeline::{Decide, Detect, Prepare};
 use vigil::train::image::{Crop, Rgb8, normalised_chw};
@@ -123,7 +124,7 @@ fn read_png_size(path: &Path) -> (usize, usize) {
 
 struct Stages {
     prepare: IndustrialPrepare,
-    detect: IsstadDetector,
+    detect: IndustrialDetector,
     decide: IndustrialDecide,
 }
 
@@ -133,10 +134,10 @@ fn stages(
     snapshots: Option<PathBuf>,
 ) -> Stages {
     let plan = Plan::load(manifest, MODEL).unwrap();
-    let detect = IsstadDetector::new(&plan).unwrap();
-    let spec = detect.spec().clone();
+    let detect = IndustrialDetector::Isstad(IsstadDetector::new(&plan).unwrap());
+    let spec = detect.spec();
     Stages {
-        prepare: IndustrialPrepare::new(spec.side).unwrap(),
+        prepare: IndustrialPrepare::new(spec.side(), Normalisation::Half, None).unwrap(),
         decide: IndustrialDecide::new("cam0", &spec, settings, snapshots).unwrap(),
         detect,
     }
@@ -155,10 +156,17 @@ fn run(stages: &mut Stages, frames: &[VideoFrame]) -> Vec<Alert> {
             .unwrap();
         for (stamp, input) in inputs {
             let maps = stages.detect.detect(input).unwrap();
-            assert_eq!(maps.probabilities.len(), SIDE * SIDE);
-            assert!(maps.probabilities.iter().all(|p| (0.0..=1.0).contains(p)));
+            let MapOutputs::Isstad {
+                probabilities,
+                reconstruction_error,
+            } = &maps.outputs
+            else {
+                panic!("an ISSTAD model gives P and R");
+            };
+            assert_eq!(probabilities.len(), SIDE * SIDE);
+            assert!(probabilities.iter().all(|p| (0.0..=1.0).contains(p)));
             assert!(
-                maps.reconstruction_error
+                reconstruction_error
                     .iter()
                     .all(|r| r.is_finite() && *r >= 0.0)
             );
@@ -388,7 +396,7 @@ fn bad_frames_and_unusable_snapshot_folders_are_refused_clearly() {
         .clone();
     let err = IndustrialDecide::new(
         "cam0",
-        &spec,
+        &IndustrialSpec::Isstad(spec.clone()),
         &IndustrialSettings::default(),
         Some(blocker.join("snaps")),
     )
@@ -402,7 +410,7 @@ fn bad_frames_and_unusable_snapshot_folders_are_refused_clearly() {
     // A threshold belongs to its image-score rule: the max rule takes the model's max
     // threshold, and a rule the model has none for must be given one in the profile.
     let max_rule = IndustrialSettings {
-        image_score: ImageScore::Max,
+        image_score: Some(ImageScore::Max),
         pixel_threshold: Some(2.0),
         ..IndustrialSettings::default()
     };
@@ -410,16 +418,27 @@ fn bad_frames_and_unusable_snapshot_folders_are_refused_clearly() {
         rule_thresholds: vec![("max".into(), 7.5)],
         ..spec.clone()
     };
-    let decide = IndustrialDecide::new("cam0", &fitted, &max_rule, None).unwrap();
+    let decide = IndustrialDecide::new(
+        "cam0",
+        &IndustrialSpec::Isstad(fitted.clone()),
+        &max_rule,
+        None,
+    )
+    .unwrap();
     assert_eq!(decide.threshold(), 7.5);
     let unfitted = IsstadSpec {
         rule_thresholds: vec![],
         ..spec.clone()
     };
-    let err = IndustrialDecide::new("cam0", &unfitted, &max_rule, None)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = IndustrialDecide::new(
+        "cam0",
+        &IndustrialSpec::Isstad(unfitted.clone()),
+        &max_rule,
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(
         err.contains("no threshold fitted") && err.contains("Max"),
         "{err}"
@@ -429,16 +448,29 @@ fn bad_frames_and_unusable_snapshot_folders_are_refused_clearly() {
         pixel_threshold: None,
         ..spec.clone()
     };
-    let err = IndustrialDecide::new("cam0", &no_pixel, &IndustrialSettings::default(), None)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = IndustrialDecide::new(
+        "cam0",
+        &IndustrialSpec::Isstad(no_pixel.clone()),
+        &IndustrialSettings::default(),
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("industrial.pixel_threshold"), "{err}");
     let with_pixel = IndustrialSettings {
         pixel_threshold: Some(2.0),
         ..IndustrialSettings::default()
     };
-    assert!(IndustrialDecide::new("cam0", &no_pixel, &with_pixel, None).is_ok());
+    assert!(
+        IndustrialDecide::new(
+            "cam0",
+            &IndustrialSpec::Isstad(no_pixel.clone()),
+            &with_pixel,
+            None
+        )
+        .is_ok()
+    );
 
     // [stream.industrial] on a model of another family is a mistake, not ignored.
     let profile = profile(dir.path(), "kind = \"synth\", duration_s = 1.0", "");
@@ -448,7 +480,7 @@ fn bad_frames_and_unusable_snapshot_folders_are_refused_clearly() {
     let err = vigil::runtime::check(&yamnet).err().unwrap().to_string();
     assert!(
         err.contains(
-            "[stream.industrial] is for isstad_edge models; model yamnet is a audio_events model"
+            "[stream.industrial] is for isstad_edge and patchcore models; model yamnet is a audio_events model"
         ),
         "{err}"
     );

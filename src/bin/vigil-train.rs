@@ -65,6 +65,12 @@ enum Family {
         #[command(subcommand)]
         command: IsstadCommand,
     },
+    /// Factory-line detectors fitted on a folder of good parts (PatchCore on a frozen ImageNet
+    /// backbone): export the backbone, fit, evaluate and install.
+    Industrial {
+        #[command(subcommand)]
+        command: IndustrialCommand,
+    },
     /// MAVD, audio-visual violence: the authors' heads, training and XD-Violence evaluation.
     Mavd {
         #[command(subcommand)]
@@ -74,6 +80,77 @@ enum Family {
     Mobilenet {
         #[command(subcommand)]
         command: MobileNetCommand,
+    },
+}
+
+/// The shipped backbone graph PatchCore fits and runs on.
+const PATCHCORE_BACKBONE: &str = "models/patchcore/mobilenet_v2_patch_features.onnx";
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum IndustrialMethod {
+    /// A memory bank of locally aware patch features of a frozen ImageNet backbone.
+    Patchcore,
+}
+
+#[derive(Subcommand)]
+enum IndustrialCommand {
+    /// Export torchvision's MobileNetV2 cut at PatchCore's two mid-level stages as one ONNX
+    /// graph, checked against burn on every output.
+    Backbone {
+        /// torchvision's MobileNetV2 ImageNet weights (scripts/fetch-mobilenet.sh).
+        #[arg(
+            long,
+            default_value = "models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth"
+        )]
+        weights: PathBuf,
+        #[arg(long, default_value = PATCHCORE_BACKBONE)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        /// Where features are read: block indices (`5` is torchvision's `features.6`), `e` for
+        /// a block's expansion (`6e`); default PatchCore's two mid-level stages, 5 and 12.
+        #[arg(long, value_delimiter = ',', default_values = ["5", "12"])]
+        taps: Vec<vigil::train::mobilenet::Tap>,
+    },
+    /// Fit a detector on good images: an MVTec AD category (its train/good) or a folder of PNGs.
+    Fit {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_enum, default_value = "patchcore")]
+        method: IndustrialMethod,
+        /// The new run folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = PATCHCORE_BACKBONE)]
+        backbone: PathBuf,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        /// Share of the good patches kept in the memory bank.
+        #[arg(long, default_value_t = 0.1)]
+        coreset_fraction: f64,
+        /// Width of the random projection the coreset's distances use.
+        #[arg(long, default_value_t = 128)]
+        projection_dim: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Every n-th good image is held out to fit the thresholds.
+        #[arg(long, default_value_t = 5)]
+        validation_every: usize,
+        /// The false-alarm rate on good parts the image threshold aims at.
+        #[arg(long, default_value_t = 0.01)]
+        target_false_alarm: f64,
+    },
+    /// Score a labelled test set (MVTec AD layout; default: the fit's data folder) at the
+    /// fitted thresholds; `--install` then ships the model into a models folder.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// A models folder (e.g. `models`) to copy the backbone and bank into and record the
+        /// model in its manifest.toml.
+        #[arg(long)]
+        install: Option<PathBuf>,
     },
 }
 
@@ -449,6 +526,7 @@ fn run(cli: Cli) -> Result<()> {
         Family::Fers { command } => run_fers(command),
         Family::Mavd { command } => run_mavd(command),
         Family::Isstad { command } => run_isstad(command),
+        Family::Industrial { command } => run_industrial(command),
         Family::Quantize {
             model,
             calibration,
@@ -696,6 +774,107 @@ fn run_toy(command: ToyCommand) -> Result<()> {
                 evaluation.validation_f1
             );
             print!("test split:\n{}", evaluation.test.render());
+        }
+    }
+    Ok(())
+}
+
+fn run_industrial(command: IndustrialCommand) -> Result<()> {
+    use vigil::train::industrial::{backbone, coreset::CoresetConfig, evaluate, fit};
+    match command {
+        IndustrialCommand::Backbone {
+            weights,
+            out,
+            image_size,
+            taps,
+        } => {
+            // A real photo as the probe: activations of a natural image, not of noise.
+            let photo = Path::new("models/cache/photos");
+            let probe_image = std::fs::read_dir(photo)
+                .with_context(|| format!("{}: run scripts/fetch-photos.sh", photo.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "png"))
+                .min()
+                .with_context(|| format!("no PNG in {}", photo.display()))?;
+            let mut resizer = fit::imagenet_resizer(image_size)?;
+            let probe = fit::load_image(&probe_image, &mut resizer)?;
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let done = backbone::export(&weights, &out, image_size, &taps, &probe)?;
+            for (tap, relative) in done.taps.iter().zip(&done.relative_differences) {
+                println!(
+                    "{tap}: tract vs burn, largest difference {relative:.2e} of the largest value"
+                );
+            }
+            println!("wrote {}", done.onnx.display());
+        }
+        IndustrialCommand::Fit {
+            data,
+            method: IndustrialMethod::Patchcore,
+            out,
+            backbone,
+            image_size,
+            coreset_fraction,
+            projection_dim,
+            seed,
+            validation_every,
+            target_false_alarm,
+        } => {
+            let config = fit::FitConfig {
+                image_size,
+                coreset: CoresetConfig {
+                    fraction: coreset_fraction,
+                    projection_dim,
+                    seed,
+                },
+                validation_every,
+                target_false_alarm,
+                ..fit::FitConfig::new(data, backbone)
+            };
+            let record = fit::fit(&config, &out)?;
+            let t = &record.thresholds;
+            println!(
+                "fitted {} on {} good images in {:.1} s (features {:.1} s, coreset {:.1} s): bank of {} patches from {} ({:.1} MB)",
+                record.category,
+                record.train_images.len(),
+                record.total_seconds,
+                record.feature_seconds,
+                record.coreset_seconds,
+                record.bank_patches,
+                record.candidates,
+                record.bank_bytes as f64 / 1e6
+            );
+            println!(
+                "image threshold {:.4} from {} held-out good images (scores {:.4} ± {:.4}): {:.1} % of them alert; a normal fitted to them implies {:.2} % false alarms",
+                t.image,
+                t.validation_scores.len(),
+                t.validation_mean,
+                t.validation_std,
+                100.0 * t.validation_false_alarms,
+                100.0 * t.implied_false_alarm
+            );
+            println!(
+                "pixel threshold {:.4}; run folder {}",
+                t.pixel,
+                out.display()
+            );
+        }
+        IndustrialCommand::Eval { run, test, install } => {
+            let run = RunDir::open(&run)?;
+            let evaluation = evaluate::evaluate(&run, test.as_deref())?;
+            print!("{}", evaluate::card_table(&evaluation));
+            if evaluation.pixel_auroc.is_none() {
+                println!("pixel metrics skipped: the test set has no ground-truth masks");
+            }
+            if let Some(models) = install {
+                let name = evaluate::install(&run, &models)?;
+                println!(
+                    "installed {name} into {}",
+                    models.join("manifest.toml").display()
+                );
+            }
         }
     }
     Ok(())

@@ -27,7 +27,7 @@ impl Crop {
 /// Source position and weights of one output coordinate under torch's bilinear
 /// `interpolate(align_corners=False, antialias=False)`: `src = (dst + ½)·in/out − ½`, clamped
 /// at the first and last sample.
-fn bilinear_taps(dst: usize, input: usize, output: usize) -> (usize, usize, f32) {
+pub(crate) fn bilinear_taps(dst: usize, input: usize, output: usize) -> (usize, usize, f32) {
     let scale = input as f64 / output as f64;
     let src = ((dst as f64 + 0.5) * scale - 0.5).max(0.0);
     let low = (src.floor() as usize).min(input - 1);
@@ -78,6 +78,15 @@ pub enum ResizeError {
         expected: usize,
         got: usize,
     },
+    #[error(
+        "region {}×{} at ({}, {}) does not lie inside the {width}×{height} frame",
+        region.width, region.height, region.x, region.y
+    )]
+    RegionOutside {
+        region: Crop,
+        width: usize,
+        height: usize,
+    },
     #[error("model input side {side} is not usable: it must be at least 1")]
     InvalidSide { side: usize },
     #[error("output holds {got} values, expected {expected} for [3, {side}, {side}]")]
@@ -100,20 +109,36 @@ type Tap = (usize, usize, f32);
 #[derive(Debug, Clone)]
 pub struct FrameResizer {
     side: usize,
-    /// The frame size `columns` and `rows` were computed for.
-    frame: (usize, usize),
+    /// Per-channel mean and standard deviation the resampled `[0, 1]` values are normalised by.
+    mean: [f32; 3],
+    std: [f32; 3],
+    /// The frame size and region `columns` and `rows` were computed for.
+    frame: (usize, usize, Crop),
     columns: Vec<Tap>,
     rows: Vec<Tap>,
 }
 
 impl FrameResizer {
+    /// A resizer to `[3, side, side]` values in [−1, 1] (mean and std 0.5), ISSTAD's input.
     pub fn new(side: usize) -> Result<Self, ResizeError> {
+        Self::with_normalisation(side, [0.5; 3], [0.5; 3])
+    }
+
+    /// A resizer whose output is `(v − mean[c]) / std[c]` of the resampled `[0, 1]` value `v`
+    /// (ImageNet's statistics for a pretrained backbone).
+    pub fn with_normalisation(
+        side: usize,
+        mean: [f32; 3],
+        std: [f32; 3],
+    ) -> Result<Self, ResizeError> {
         if side == 0 {
             return Err(ResizeError::InvalidSide { side });
         }
         Ok(Self {
             side,
-            frame: (0, 0),
+            mean,
+            std,
+            frame: (0, 0, Crop::whole(0, 0)),
             columns: Vec::new(),
             rows: Vec::new(),
         })
@@ -129,12 +154,24 @@ impl FrameResizer {
     }
 
     /// Writes the `width`×`height` RGB24 frame `rgb` (row-major, no padding) as `[3, S, S]`
-    /// values in [−1, 1] into `out`.
+    /// normalised values into `out`.
     pub fn normalised_chw(
         &mut self,
         rgb: &[u8],
         width: usize,
         height: usize,
+        out: &mut [f32],
+    ) -> Result<(), ResizeError> {
+        self.normalised_region_chw(rgb, width, height, Crop::whole(width, height), out)
+    }
+
+    /// As [`Self::normalised_chw`], on the rectangle `region` of the frame only.
+    pub fn normalised_region_chw(
+        &mut self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        region: Crop,
         out: &mut [f32],
     ) -> Result<(), ResizeError> {
         if width == 0 || height == 0 {
@@ -151,6 +188,23 @@ impl FrameResizer {
                 got: rgb.len(),
             });
         }
+        if region.width == 0
+            || region.height == 0
+            || region
+                .x
+                .checked_add(region.width)
+                .is_none_or(|right| right > width)
+            || region
+                .y
+                .checked_add(region.height)
+                .is_none_or(|bottom| bottom > height)
+        {
+            return Err(ResizeError::RegionOutside {
+                region,
+                width,
+                height,
+            });
+        }
         let side = self.side;
         let plane = side * side;
         if out.len() != 3 * plane {
@@ -160,15 +214,17 @@ impl FrameResizer {
                 got: out.len(),
             });
         }
-        if self.frame != (width, height) {
+        if self.frame != (width, height, region) {
+            let offset = |(low, high, weight): Tap, by: usize| (low + by, high + by, weight);
             self.columns.clear();
             self.columns
-                .extend((0..side).map(|x| bilinear_taps(x, width, side)));
+                .extend((0..side).map(|x| offset(bilinear_taps(x, region.width, side), region.x)));
             self.rows.clear();
             self.rows
-                .extend((0..side).map(|y| bilinear_taps(y, height, side)));
-            self.frame = (width, height);
+                .extend((0..side).map(|y| offset(bilinear_taps(y, region.height, side), region.y)));
+            self.frame = (width, height, region);
         }
+        let (mean, std) = (self.mean, self.std);
         let stride = width * 3;
         for (channel, target) in out.chunks_exact_mut(plane).enumerate() {
             // Taps are clamped to the frame and every row holds `stride` bytes (checked above),
@@ -184,7 +240,7 @@ impl FrameResizer {
                     let upper = tl + (tr - tl) * fx;
                     let lower = bl + (br - bl) * fx;
                     let resampled = upper + (lower - upper) * fy;
-                    *value = (resampled - 0.5) / 0.5;
+                    *value = (resampled - mean[channel]) / std[channel];
                 }
             }
         }

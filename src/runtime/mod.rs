@@ -22,7 +22,7 @@ use crate::models::hyperspectral::{
     StreamingRxDetect,
 };
 use crate::models::industrial::{
-    IndustrialDecide, IndustrialPrepare, IndustrialSettings, IsstadDetector,
+    IndustrialDecide, IndustrialDetector, IndustrialPrepare, IndustrialSettings,
 };
 use crate::models::violence::stages::{MavdDetect, SnippetPrepare, ViolenceAlerts};
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
@@ -61,6 +61,8 @@ const FERS_EDGE: &str = "fers_edge";
 const HYPERSPECTRAL: &str = "hyperspectral";
 /// ISSTAD-edge: industrial defects on factory-line cameras.
 const ISSTAD_EDGE: &str = crate::models::industrial::FAMILY;
+/// PatchCore: industrial defects from a pretrained backbone and a memory bank of good parts.
+const PATCHCORE: &str = crate::models::industrial::patchcore::FAMILY;
 /// MAVD-edge: audio-visual violence on surveillance boxes (camera and microphone).
 const MAVD_EDGE: &str = "mavd_edge";
 
@@ -91,7 +93,7 @@ fn media_for(family: &str, stream: &StreamSettings) -> Option<Media> {
         }),
         // Frames at the profile's capture size: the model resizes whole frames to its input,
         // and snapshots and boxes are in these pixels.
-        ISSTAD_EDGE => {
+        ISSTAD_EDGE | PATCHCORE => {
             let settings = stream.industrial.clone().unwrap_or_default();
             Some(Media::Video {
                 width: settings.capture_width,
@@ -290,7 +292,7 @@ enum Stages {
     },
     Industrial {
         prepare: IndustrialPrepare,
-        detect: IsstadDetector,
+        detect: IndustrialDetector,
         decide: Box<IndustrialDecide>,
     },
     Violence {
@@ -428,14 +430,20 @@ fn industrial_stages(
 ) -> Result<Stages, RuntimeError> {
     let settings: IndustrialSettings = stream.industrial.clone().unwrap_or_default();
     let plan = plan_for(plans, manifest, &stream.model)?;
-    let detect = IsstadDetector::new(&plan).map_err(|err| stream_error(stream, err))?;
-    let model = detect.spec().clone();
+    let detect =
+        IndustrialDetector::new(&plan, &manifest.dir).map_err(|err| stream_error(stream, err))?;
+    let model = detect.spec();
     let snapshot_dir = settings
         .snapshot_dir
         .as_ref()
         .map(|dir| profile.resolve(dir));
     Ok(Stages::Industrial {
-        prepare: IndustrialPrepare::new(model.side).map_err(|err| stream_error(stream, err))?,
+        prepare: IndustrialPrepare::new(
+            model.side(),
+            model.normalisation(),
+            settings.region.map(|region| region.to_crop()),
+        )
+        .map_err(|err| stream_error(stream, err))?,
         detect,
         decide: Box::new(
             IndustrialDecide::new(&stream.name, &model, &settings, snapshot_dir)
@@ -558,11 +566,11 @@ fn build_stages(
         return Ok((HYPERSPECTRAL, stages));
     }
     let spec = manifest.model(&stream.model)?;
-    if stream.industrial.is_some() && spec.family != ISSTAD_EDGE {
+    if stream.industrial.is_some() && spec.family != ISSTAD_EDGE && spec.family != PATCHCORE {
         return Err(stream_error(
             stream,
             format!(
-                "[stream.industrial] is for {ISSTAD_EDGE} models; model {} is a {} model",
+                "[stream.industrial] is for {ISSTAD_EDGE} and {PATCHCORE} models; model {} is a {} model",
                 spec.name, spec.family
             ),
         ));
@@ -608,6 +616,10 @@ fn build_stages(
         }
         ISSTAD_EDGE => Ok((
             ISSTAD_EDGE,
+            industrial_stages(stream, profile, manifest, plans)?,
+        )),
+        PATCHCORE => Ok((
+            PATCHCORE,
             industrial_stages(stream, profile, manifest, plans)?,
         )),
         other => Err(stream_error(

@@ -340,6 +340,161 @@ impl MobileNetV2 {
     }
 }
 
+/// A point of the network a feature map is read at: the output of inverted-residual block
+/// `block`, or (`expanded`) that block's 1×1 expansion (after its ReLU6), the wider map the
+/// block's depthwise convolution reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tap {
+    pub block: usize,
+    pub expanded: bool,
+}
+
+impl Tap {
+    pub const fn output(block: usize) -> Self {
+        Self {
+            block,
+            expanded: false,
+        }
+    }
+
+    pub const fn expansion(block: usize) -> Self {
+        Self {
+            block,
+            expanded: true,
+        }
+    }
+
+    /// The graph output's name, after torchvision's module `features.<block + 1>`.
+    pub fn name(self) -> String {
+        if self.expanded {
+            format!("features_{}_expand", self.block + 1)
+        } else {
+            format!("features_{}", self.block + 1)
+        }
+    }
+
+    /// Where the tap comes in the forward pass: a block's expansion before its output.
+    fn order(self) -> (usize, bool) {
+        (self.block, !self.expanded)
+    }
+}
+
+impl std::str::FromStr for Tap {
+    type Err = String;
+
+    /// `5` is block 5's output, `6e` block 6's expansion.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (digits, expanded) = match text.strip_suffix('e') {
+            Some(digits) => (digits, true),
+            None => (text, false),
+        };
+        let block = digits
+            .parse()
+            .map_err(|_| format!("{text:?} is not a block index, optionally followed by e"))?;
+        Ok(Self { block, expanded })
+    }
+}
+
+/// Where PatchCore's features are read by default: torchvision's `features.6` (32 channels at
+/// stride 8, the end of the stride-8 stage) and `features.13` (96 channels at stride 16, the
+/// end of the stride-16 stage): the two mid-level stages, as PatchCore takes a ResNet's
+/// `layer2` and `layer3`.
+pub const PATCH_TAPS: [Tap; 2] = [Tap::output(5), Tap::output(12)];
+
+impl MobileNetV2 {
+    /// Checks that `taps` are in forward order and inside the network; a block with no
+    /// expansion has no expansion tap.
+    fn check_taps(&self, taps: &[Tap]) -> Result<usize, ExportError> {
+        let ordered = taps
+            .windows(2)
+            .all(|pair| pair[0].order() < pair[1].order());
+        let valid = taps.iter().all(|tap| {
+            self.blocks
+                .get(tap.block)
+                .is_some_and(|block| !tap.expanded || block.expand.is_some())
+        });
+        match taps.last() {
+            Some(last) if ordered && valid => Ok(last.block),
+            _ => Err(ExportError::Weights {
+                name: "taps".into(),
+                reason: format!(
+                    "{taps:?}: taps must be in forward order, below block {}, and expansions only of blocks that have one",
+                    self.blocks.len()
+                ),
+            }),
+        }
+    }
+
+    /// The feature maps at `taps` for normalised images, in order.
+    pub fn tap_outputs(
+        &self,
+        images: Tensor<4>,
+        taps: &[Tap],
+    ) -> Result<Vec<Tensor<4>>, ExportError> {
+        let last = self.check_taps(taps)?;
+        let mut x = self.stem.forward(images);
+        let mut outputs = Vec::with_capacity(taps.len());
+        for (index, block) in self.blocks.iter().enumerate().take(last + 1) {
+            if let Some(expand) = &block.expand
+                && taps.contains(&Tap::expansion(index))
+            {
+                outputs.push(expand.forward(x.clone()));
+            }
+            x = block.forward(x);
+            if taps.contains(&Tap::output(index)) {
+                outputs.push(x.clone());
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// The backbone up to the last of `taps`, as an ONNX graph with one output per tap
+    /// ([`Tap::name`]) for a fixed input shape: what PatchCore runs on tract.
+    pub fn to_taps_onnx(
+        &self,
+        input_shape: [usize; 4],
+        taps: &[Tap],
+    ) -> Result<ModelProto, ExportError> {
+        let last = self.check_taps(taps)?;
+        let mut graph = OnnxGraph::new("mobilenet_v2_patch_features");
+        let input = graph.input("image", &input_shape)?;
+        let mut x = self.stem.export_onnx(&mut graph, &input, "stem")?;
+        for (index, block) in self.blocks.iter().enumerate().take(last + 1) {
+            let scope = format!("blocks.{index}");
+            let tap = Tap::expansion(index);
+            x = match &block.expand {
+                // The block written out so that its expansion is both a tap and the depthwise
+                // convolution's input, computed once.
+                Some(expand) if taps.contains(&tap) => {
+                    let expanded =
+                        expand.export_onnx(&mut graph, &x, &format!("{scope}.expand"))?;
+                    graph.output(&expanded, &tap.name())?;
+                    let y = block.depthwise.export_onnx(
+                        &mut graph,
+                        &expanded,
+                        &format!("{scope}.depthwise"),
+                    )?;
+                    let y =
+                        block
+                            .project
+                            .export_onnx(&mut graph, &y, &format!("{scope}.project"))?;
+                    if block.residual {
+                        graph.add(&x, &y)?
+                    } else {
+                        y
+                    }
+                }
+                _ => block.export_onnx(&mut graph, &x, &scope)?,
+            };
+            let tap = Tap::output(index);
+            if taps.contains(&tap) {
+                graph.output(&x, &tap.name())?;
+            }
+        }
+        Ok(graph.finish())
+    }
+}
+
 /// A state-dict tensor as a burn tensor of the expected shape; a missing key or another shape
 /// is an error naming the key.
 fn tensor<const D: usize>(

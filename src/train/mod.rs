@@ -10,6 +10,7 @@ pub mod backend;
 pub mod epoch;
 pub mod fers;
 pub mod image;
+pub mod industrial;
 pub mod isstad;
 pub mod manifest;
 pub mod mavd;

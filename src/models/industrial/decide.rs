@@ -10,9 +10,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::anomaly_map::{AnomalyMapper, ImageScore};
+use super::anomaly_map::{AnomalyMapError, AnomalyMapper, ImageScore};
 use super::boxes::{BoxConfig, BoxFinder, DefectBox};
-use super::model::{IsstadSpec, PixelMaps};
+use super::detect::IndustrialSpec;
+use super::model::{MapOutputs, PixelMaps};
 use super::overlay::{FrameRgb, HeatmapOverlay, MapView, ScoreRange};
 use super::{IndustrialError, IndustrialSettings};
 use crate::alert::{Alert, MAX_REGIONS, Name, Region, SnapshotName};
@@ -33,7 +34,8 @@ pub struct IndustrialDecide {
     event: u64,
     threshold: f32,
     pixel_threshold: f32,
-    mapper: AnomalyMapper,
+    /// ISSTAD's map and score rule; `None` for methods that hand over a finished map.
+    mapper: Option<AnomalyMapper>,
     boxes: BoxFinder,
     overlay: HeatmapOverlay,
     range: ScoreRange,
@@ -56,24 +58,24 @@ impl IndustrialDecide {
     /// here, so a folder that cannot exist is refused before the stream starts.
     pub fn new(
         stream: &str,
-        model: &IsstadSpec,
+        model: &IndustrialSpec,
         settings: &IndustrialSettings,
         snapshot_dir: Option<PathBuf>,
     ) -> Result<Self, IndustrialError> {
         settings.validate()?;
+        let rule = model.image_score(settings)?;
         // A threshold belongs to its score rule: the mean's would be meaningless for the max.
         let threshold = match settings.threshold {
             Some(threshold) => threshold,
-            None => model.threshold_for(settings.image_score).ok_or_else(|| {
-                IndustrialError::ModelSetting {
-                    model: model.model.clone(),
+            None => model
+                .threshold_for(rule)
+                .ok_or_else(|| IndustrialError::ModelSetting {
+                    model: model.model().to_string(),
                     key: "image_thresholds",
                     detail: format!(
-                        "no threshold fitted for image_score {:?}; set industrial.threshold",
-                        settings.image_score
+                        "no threshold fitted for image_score {rule:?}; set industrial.threshold"
                     ),
-                }
-            })?,
+                })?,
         };
         let mut hysteresis = Hysteresis::new(
             threshold,
@@ -93,9 +95,9 @@ impl IndustrialDecide {
             })?;
         let pixel_threshold = settings
             .pixel_threshold
-            .or(model.pixel_threshold)
+            .or(model.pixel_threshold())
             .ok_or_else(|| IndustrialError::ModelSetting {
-                model: model.model.clone(),
+                model: model.model().to_string(),
                 key: "pixel_threshold",
                 detail: "missing; set industrial.pixel_threshold in the profile".into(),
             })?;
@@ -122,17 +124,21 @@ impl IndustrialDecide {
                 path: dir.clone(),
             })?;
         }
-        let side = model.side;
+        let side = model.side();
+        let mapper = match (model.isstad_map_sigma(), rule) {
+            (Some(sigma), Some(rule)) => Some(AnomalyMapper::new(sigma, rule)?),
+            _ => None,
+        };
         Ok(Self {
             last_score: f32::NAN,
-            factory: AlertFactory::new(stream, &model.model)?,
+            factory: AlertFactory::new(stream, model.model())?,
             stream: name("stream name", stream)?,
             label: name("alert label", &settings.label)?,
             tracker: Tracker::new(hysteresis),
             event: 0,
             threshold,
             pixel_threshold,
-            mapper: AnomalyMapper::new(model.map_sigma, settings.image_score)?,
+            mapper,
             boxes: BoxFinder::new(BoxConfig {
                 min_area_map_pixels: settings.min_box_area,
                 max_boxes: settings.max_boxes,
@@ -160,44 +166,86 @@ impl IndustrialDecide {
         self.pixel_threshold
     }
 
+    /// Whether the image score can be had without the pixel map (ISSTAD's mean reads P and R).
+    fn score_skips_map(&self) -> bool {
+        self.mapper
+            .as_ref()
+            .is_some_and(|mapper| mapper.image_score_rule() == ImageScore::Mean)
+    }
+
     /// The frame's pixel map, into `self.map`.
     fn compute_map(&mut self, maps: &PixelMaps) -> Result<(), IndustrialError> {
         self.map.resize(maps.side * maps.side, 0.0);
-        self.mapper.map(
-            &maps.probabilities,
-            &maps.reconstruction_error,
-            maps.side,
-            &mut self.map,
-        )?;
+        match (&maps.outputs, &mut self.mapper) {
+            (
+                MapOutputs::Isstad {
+                    probabilities,
+                    reconstruction_error,
+                },
+                Some(mapper),
+            ) => mapper.map(
+                probabilities,
+                reconstruction_error,
+                maps.side,
+                &mut self.map,
+            )?,
+            (MapOutputs::Scored { map, .. }, _) => {
+                if map.len() != self.map.len() {
+                    return Err(AnomalyMapError::BufferLength {
+                        buffer: "pixel map",
+                        side: maps.side,
+                        expected: self.map.len(),
+                        got: map.len(),
+                    }
+                    .into());
+                }
+                self.map.copy_from_slice(map);
+            }
+            (MapOutputs::Isstad { .. }, None) => return Err(mismatched_outputs()),
+        }
         Ok(())
     }
 
     /// The frame's image score; computes the pixel map first when `with_map` is set or the
-    /// score rule reads it (`mean` does not).
+    /// score needs it (all but ISSTAD's mean).
     fn score(&mut self, maps: &PixelMaps, with_map: bool) -> Result<f32, IndustrialError> {
         self.map.resize(maps.side * maps.side, 0.0);
-        if with_map || self.mapper.image_score_rule() != ImageScore::Mean {
+        if with_map || !self.score_skips_map() {
             self.compute_map(maps)?;
         }
-        Ok(self.mapper.image_score(
-            &maps.probabilities,
-            &maps.reconstruction_error,
-            &self.map,
-            maps.side,
-        )?)
+        match (&maps.outputs, &mut self.mapper) {
+            (
+                MapOutputs::Isstad {
+                    probabilities,
+                    reconstruction_error,
+                },
+                Some(mapper),
+            ) => Ok(mapper.image_score(
+                probabilities,
+                reconstruction_error,
+                &self.map,
+                maps.side,
+            )?),
+            (MapOutputs::Scored { score, .. }, _) if score.is_finite() => Ok(*score),
+            (MapOutputs::Scored { score, .. }, _) => {
+                Err(IndustrialError::NonFiniteScore { score: *score })
+            }
+            (MapOutputs::Isstad { .. }, None) => Err(mismatched_outputs()),
+        }
     }
 
     /// This frame's defect boxes, from the pixel map `score` computed.
     fn find_boxes(&mut self, maps: &PixelMaps) -> Result<(), IndustrialError> {
-        let frame = &maps.frame;
+        // Boxes are found in the region the model saw, then placed in the frame.
+        let region = maps.region;
         let found = self
             .boxes
             .find(
                 &self.map,
                 maps.side,
                 self.pixel_threshold,
-                frame.width as usize,
-                frame.height as usize,
+                region.width,
+                region.height,
             )
             .map_err(|err| IndustrialError::Setting {
                 key: "pixel_threshold",
@@ -206,7 +254,10 @@ impl IndustrialDecide {
             })?;
         self.found.clear();
         for defect in found.boxes.iter().take(MAX_REGIONS) {
-            let _ = self.found.push(*defect);
+            let mut placed = *defect;
+            placed.x = placed.x.saturating_add(region.x as u32);
+            placed.y = placed.y.saturating_add(region.y as u32);
+            let _ = self.found.push(placed);
         }
         Ok(())
     }
@@ -329,7 +380,7 @@ impl Decide for IndustrialDecide {
             return;
         }
         // An event opened on this frame: its boxes need the map the score may have skipped.
-        let map_missing = !active && self.mapper.image_score_rule() == ImageScore::Mean;
+        let map_missing = !active && self.score_skips_map();
         if map_missing && let Err(err) = self.compute_map(&maps) {
             log::warn!("stream {}: frame {}: {err}", self.stream, stamp.seq);
         }
@@ -351,5 +402,15 @@ impl Decide for IndustrialDecide {
         if let Some(transition) = self.tracker.finish() {
             self.emit_alert(transition, &last, None, emit);
         }
+    }
+}
+
+/// ISSTAD's P and R reached a decide stage built for a finished map: the stages were built for
+/// different models, which `runtime` never does.
+fn mismatched_outputs() -> IndustrialError {
+    IndustrialError::Setting {
+        key: "model",
+        value: "ISSTAD outputs".into(),
+        detail: "reached a decide stage built for a PatchCore model".into(),
     }
 }

@@ -6,13 +6,16 @@
 pub mod anomaly_map;
 pub mod boxes;
 mod decide;
+mod detect;
 mod model;
 pub mod overlay;
+pub mod patchcore;
 mod prepare;
 
 pub use decide::IndustrialDecide;
-pub use model::{IsstadDetector, IsstadSpec, PixelMaps};
-pub use prepare::{FrameInput, IndustrialPrepare};
+pub use detect::{IndustrialDetector, IndustrialSpec};
+pub use model::{IsstadDetector, IsstadSpec, MapOutputs, PixelMaps};
+pub use prepare::{FrameInput, IndustrialPrepare, Normalisation};
 
 use std::path::PathBuf;
 
@@ -57,6 +60,10 @@ pub enum IndustrialError {
     #[error(transparent)]
     Map(#[from] AnomalyMapError),
     #[error(transparent)]
+    Bank(Box<patchcore::bank::BankError>),
+    #[error("image score {score} is not a finite number")]
+    NonFiniteScore { score: f32 },
+    #[error(transparent)]
     Overlay(#[from] OverlayError),
     #[error(transparent)]
     Name(#[from] NameTooLong),
@@ -72,7 +79,12 @@ pub struct IndustrialSettings {
     /// How a frame's anomaly map becomes one score: `"mean"` (the paper's), `"max"`, or
     /// `{ top_k_mean = { fraction = 0.01 } }`.
     #[serde(default)]
-    pub image_score: ImageScore,
+    pub image_score: Option<ImageScore>,
+    /// The part of the frame the model sees, in capture pixels; default: the whole frame. A
+    /// PatchCore model learned its parts at one scale, so the region should frame the part as
+    /// the fitting images did.
+    #[serde(default)]
+    pub region: Option<Region>,
     /// Image score at or above which a defect event opens; default: the manifest's `threshold`.
     #[serde(default)]
     pub threshold: Option<f32>,
@@ -118,6 +130,28 @@ pub struct IndustrialSettings {
     pub update_interval_ms: u64,
 }
 
+/// A rectangle of the frame, in capture pixels: `region = { x = 120, y = 40, width = 384,
+/// height = 384 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Region {
+    pub fn to_crop(self) -> crate::prepare::resize::Crop {
+        crate::prepare::resize::Crop {
+            x: self.x as usize,
+            y: self.y as usize,
+            width: self.width as usize,
+            height: self.height as usize,
+        }
+    }
+}
+
 fn default_min_box_area() -> u32 {
     self::boxes::BoxConfig::default().min_area_map_pixels
 }
@@ -157,7 +191,8 @@ fn default_update_interval_ms() -> u64 {
 impl Default for IndustrialSettings {
     fn default() -> Self {
         Self {
-            image_score: ImageScore::default(),
+            image_score: None,
+            region: None,
             threshold: None,
             off_threshold: None,
             pixel_threshold: None,
@@ -183,7 +218,34 @@ impl IndustrialSettings {
             value: value.to_string(),
             detail: detail.into(),
         };
-        self.image_score.validate()?;
+        if let Some(rule) = self.image_score {
+            rule.validate()?;
+        }
+        if let Some(region) = self.region {
+            let inside = region.width >= 1
+                && region.height >= 1
+                && region
+                    .x
+                    .checked_add(region.width)
+                    .is_some_and(|r| r <= self.capture_width)
+                && region
+                    .y
+                    .checked_add(region.height)
+                    .is_some_and(|b| b <= self.capture_height);
+            if !inside {
+                return Err(bad(
+                    "region",
+                    &format!(
+                        "{}×{} at ({}, {})",
+                        region.width, region.height, region.x, region.y
+                    ),
+                    &format!(
+                        "must lie inside the {}×{} frame (capture_width × capture_height)",
+                        self.capture_width, self.capture_height
+                    ),
+                ));
+            }
+        }
         if !(1..=MAX_REGIONS).contains(&self.max_boxes) {
             return Err(bad(
                 "max_boxes",
@@ -247,7 +309,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             settings.image_score,
-            ImageScore::TopKMean { fraction: 0.01 }
+            Some(ImageScore::TopKMean { fraction: 0.01 })
         );
         assert_eq!(
             (
@@ -271,6 +333,14 @@ mod tests {
             ("capture_width = 0", "industrial.capture_width = 0"),
             ("threshold = nan", "industrial.threshold = NaN"),
             ("close_after = 0", "industrial.close_after = 0"),
+            (
+                "region = { x = 600, y = 0, width = 64, height = 64 }",
+                "industrial.region = 64×64 at (600, 0): must lie inside the 640×480 frame",
+            ),
+            (
+                "region = { x = 0, y = 0, width = 0, height = 64 }",
+                "industrial.region = 0×64",
+            ),
             (
                 "image_score = { top_k_mean = { fraction = 2.0 } }",
                 "top-k fraction 2",

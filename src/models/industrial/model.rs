@@ -7,11 +7,11 @@ use std::sync::Arc;
 use tract_onnx::prelude::Tensor;
 
 use super::anomaly_map::ImageScore;
-use super::prepare::FrameInput;
 use super::{FAMILY, IndustrialError};
 use crate::capture::VideoFrame;
 use crate::detector::{ElementType, ModelSpec, Plan, Session, TensorSpec};
-use crate::pipeline::{Detect, StageError};
+use crate::pipeline::StageError;
+use crate::prepare::resize::Crop;
 
 /// The graph's input and outputs, as `vigil-train isstad export` names them.
 pub const INPUT: &str = "image";
@@ -186,15 +186,27 @@ impl IsstadSpec {
     }
 }
 
-/// One frame's P and R, with the frame they were computed from.
+/// One frame's model outputs, with the frame (or region of it) they were computed from.
 #[derive(Debug, Clone)]
 pub struct PixelMaps {
     pub frame: Arc<VideoFrame>,
+    /// The rectangle of the frame the model saw; boxes are mapped back into it.
+    pub region: Crop,
     pub side: usize,
-    /// P, `side·side` values, row-major.
-    pub probabilities: Vec<f32>,
-    /// R, `side·side` values, row-major.
-    pub reconstruction_error: Vec<f32>,
+    pub outputs: MapOutputs,
+}
+
+/// What a method hands the decide stage.
+#[derive(Debug, Clone)]
+pub enum MapOutputs {
+    /// ISSTAD's P and R (`side·side` values each, row-major): the decide stage computes the
+    /// pixel map and the image score under the profile's rule.
+    Isstad {
+        probabilities: Vec<f32>,
+        reconstruction_error: Vec<f32>,
+    },
+    /// A finished pixel map and image score (PatchCore's).
+    Scored { map: Vec<f32>, score: f32 },
 }
 
 pub struct IsstadDetector {
@@ -265,21 +277,5 @@ impl IsstadDetector {
             self.probabilities.as_slice(),
             self.reconstruction_error.as_slice(),
         ))
-    }
-}
-
-impl Detect for IsstadDetector {
-    type Input = FrameInput;
-    type Output = PixelMaps;
-
-    fn detect(&mut self, input: FrameInput) -> Result<PixelMaps, StageError> {
-        let side = self.spec.side;
-        let (probabilities, reconstruction_error) = self.run(&input.image)?;
-        Ok(PixelMaps {
-            frame: input.frame,
-            side,
-            probabilities: probabilities.to_vec(),
-            reconstruction_error: reconstruction_error.to_vec(),
-        })
     }
 }

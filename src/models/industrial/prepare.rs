@@ -1,12 +1,15 @@
-//! Camera frames to ISSTAD-edge's input: the whole frame resized bilinearly to S×S and
-//! normalised to [−1, 1], exactly as the model was trained. The frame itself travels along
-//! (shared, not copied again) so that a heatmap snapshot can be drawn on what the camera saw.
+//! Camera frames to a factory-line model's input: the profile's region of the frame (the whole
+//! frame by default) resized bilinearly to S×S and normalised as the model was trained
+//! (ISSTAD: to [−1, 1]; PatchCore's ImageNet backbone: ImageNet's statistics). The frame itself
+//! travels along (shared, not copied again) so that a heatmap snapshot can be drawn on what the
+//! camera saw.
 
 use std::sync::Arc;
 
 use crate::capture::{Sample, Stamp, VideoFrame};
 use crate::pipeline::{Prepare, StageError};
-use crate::prepare::resize::FrameResizer;
+use crate::prepare::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::prepare::resize::{Crop, FrameResizer};
 
 /// Frames kept for reuse. Each message in flight holds one; the pipeline's queues hold a few
 /// messages each, so this many covers the usual depth and anything beyond is allocated.
@@ -17,12 +20,25 @@ const FRAME_POOL: usize = 16;
 pub struct FrameInput {
     /// The frame as captured (RGB24), for snapshots and for boxes in frame pixels.
     pub frame: Arc<VideoFrame>,
-    /// `[3, S, S]` values in [−1, 1], channel-major.
+    /// The rectangle of the frame the image was cut from.
+    pub region: Crop,
+    /// `[3, S, S]` normalised values, channel-major.
     pub image: Vec<f32>,
+}
+
+/// How pixel values in [0, 1] are normalised for the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalisation {
+    /// `(v − 0.5) / 0.5`, to [−1, 1]: ISSTAD's.
+    Half,
+    /// ImageNet's per-channel mean and standard deviation: torchvision's backbones'.
+    ImageNet,
 }
 
 pub struct IndustrialPrepare {
     resizer: FrameResizer,
+    /// The part of each frame the model sees; `None`: the whole frame.
+    region: Option<Crop>,
     /// Frames handed out earlier; one nobody else holds any more is overwritten instead of
     /// allocating a new one.
     pool: Vec<Arc<VideoFrame>>,
@@ -36,10 +52,22 @@ fn refused(detail: String) -> StageError {
 }
 
 impl IndustrialPrepare {
-    /// A prepare stage for a model whose input is `[1, 3, side, side]`.
-    pub fn new(side: usize) -> Result<Self, StageError> {
+    /// A prepare stage for a model whose input is `[1, 3, side, side]`, normalised as
+    /// `normalisation` says, that sees `region` of each frame (the whole frame if `None`).
+    pub fn new(
+        side: usize,
+        normalisation: Normalisation,
+        region: Option<Crop>,
+    ) -> Result<Self, StageError> {
+        let resizer = match normalisation {
+            Normalisation::Half => FrameResizer::new(side),
+            Normalisation::ImageNet => {
+                FrameResizer::with_normalisation(side, IMAGENET_MEAN, IMAGENET_STD)
+            }
+        };
         Ok(Self {
-            resizer: FrameResizer::new(side).map_err(|err| refused(err.to_string()))?,
+            resizer: resizer.map_err(|err| refused(err.to_string()))?,
+            region,
             pool: Vec::new(),
         })
     }
@@ -73,11 +101,13 @@ impl IndustrialPrepare {
         // A frame whose bytes do not match its size is refused rather than read with the wrong
         // stride: a misread frame would look like a defect everywhere.
         let mut image = vec![0.0; self.resizer.output_len()];
+        let region = self.region.unwrap_or(Crop::whole(width, height));
         self.resizer
-            .normalised_chw(&frame.rgb, width, height, &mut image)
+            .normalised_region_chw(&frame.rgb, width, height, region, &mut image)
             .map_err(|err| refused(format!("frame {}: {err}", frame.stamp.seq)))?;
         Ok(FrameInput {
             frame: self.share(frame),
+            region,
             image,
         })
     }
@@ -123,7 +153,7 @@ mod tests {
 
     #[test]
     fn frames_are_resized_and_their_buffers_reused_once_released() {
-        let mut prepare = IndustrialPrepare::new(4).unwrap();
+        let mut prepare = IndustrialPrepare::new(4, Normalisation::Half, None).unwrap();
         let first = prepare.frame(&frame(0, 6, 5, 90)).unwrap();
         assert_eq!(first.image.len(), 48);
         assert!(first.image.iter().all(|v| (-1.0..=1.0).contains(v)));
@@ -139,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_frame_whose_bytes_do_not_match_its_size_is_refused_with_both() {
-        let mut prepare = IndustrialPrepare::new(4).unwrap();
+        let mut prepare = IndustrialPrepare::new(4, Normalisation::Half, None).unwrap();
         let sample = Sample::Video(frame(7, 640, 480, 640 * 480 * 4));
         let err = prepare
             .prepare(&sample, &mut |_, _| panic!("nothing is emitted"))
