@@ -3,7 +3,18 @@
 # - photos/: chelsea.png (a tabby cat) and coffee.png (a cup of coffee), which the MobileNetV2
 #   conversion test classifies;
 # - textures/: brick.png, grass.png and gravel.png (512x512 greyscale), from which
-#   `vigil-train` writes MVTec-layout defect data sets for ISSTAD-edge.
+#   `vigil-train` writes MVTec-layout defect data sets for ISSTAD-edge (the list, with each
+#   texture's symmetries, is TEXTURES in src/train/isstad/make_data.rs). Sources and licences,
+#   as scikit-image's skimage/data/_fetchers.py states them:
+#     brick.png   CC0Textures "Bricks25", CC0 (perspective-corrected, rotated, cropped, grey)
+#     grass.png   DeviantArt linolafett "Grass-01", CC0 (cropped, grey)
+#     gravel.png  CC0Textures "Gravel04", CC0 (rescaled, cropped, grey)
+#   These are the only real surface photos of at least 384 px under CC0 or in the public domain
+#   found in registry packages. Checked and not used: scikit-image's other data files (moon.png
+#   states no licence; the rest are not surface textures), imageio (ships no images), robosuite
+#   1.5.2's assets/textures (real photos, but an MIT package with no source or CC0 statement for
+#   them); Debian's texture packages (nexuiz, ufoai, colobot) and wallpaper packages, not
+#   downloaded: game art and desktop backgrounds by their descriptions, not surface photos.
 # One wheel holds both sets, so one script fetches them and the wheel is downloaded once. The
 # wheel is pinned by platform so its sha256 is the same everywhere; each image's own sha256 is
 # checked too. Idempotent.

@@ -1,7 +1,8 @@
 //! ISSTAD-edge end to end on the tiny configuration: make an MVTec-layout category from the
 //! real brick texture, train both stages on its normal images, export (checked against burn),
 //! quantize, evaluate on the held-out defects, and find a planted defect with the int8 graph
-//! and the runtime's anomaly map. Then the bad inputs.
+//! and the runtime's anomaly map; evaluate the same run again with the masks removed, as an
+//! image-level-only category. Then the bad inputs.
 
 use std::path::{Path, PathBuf};
 
@@ -22,16 +23,15 @@ fn repo(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-fn brick() -> Option<Rgb8> {
+/// The fetched brick texture; a missing texture fails the test rather than passing it unrun.
+fn brick() -> Rgb8 {
     let path = repo("models/cache/textures/brick.png");
-    if !path.exists() {
-        eprintln!(
-            "{} is absent: the test command fetches it (scripts/fetch-photos.sh)",
-            path.display()
-        );
-        return None;
-    }
-    Some(read_png(&path).unwrap())
+    assert!(
+        path.exists(),
+        "{} is absent: the test command fetches it (scripts/fetch-photos.sh)",
+        path.display()
+    );
+    read_png(&path).unwrap()
 }
 
 fn tiny_config() -> IsstadTrainConfig {
@@ -58,7 +58,7 @@ fn plant_hole(image: &mut Rgb8, x: usize, y: usize, side: usize) {
 
 #[test]
 fn tiny_isstad_trains_exports_quantizes_and_finds_a_planted_defect() {
-    let Some(texture) = brick() else { return };
+    let texture = brick();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("brick");
     let make = MakeDataConfig {
@@ -94,13 +94,39 @@ fn tiny_isstad_trains_exports_quantizes_and_finds_a_planted_defect() {
     );
     let evaluation = evaluate(&run).unwrap();
     for result in [&evaluation.fp32, &evaluation.int8] {
-        assert!(result.pixel_auroc > 0.6, "{evaluation:?}");
+        assert!(result.pixel_auroc.unwrap() > 0.6, "{evaluation:?}");
+        assert!(result.aupro.is_some(), "{evaluation:?}");
         assert!(
             result.rules.iter().all(|r| r.threshold.is_finite())
                 && result.pixel_threshold.is_finite()
         );
     }
     assert!(run.file("eval.md").exists());
+
+    // The same set labelled per image only (no ground_truth folder, as a plant's good and
+    // rejected folders are): the image metrics are unchanged, the pixel metrics are not
+    // computed, and the card says so.
+    std::fs::remove_dir_all(data.join("ground_truth")).unwrap();
+    let image_level = read_category(&data).unwrap();
+    assert!(!image_level.pixel_labels);
+    assert!(image_level.test.iter().all(|t| t.mask.is_none()));
+    let again = evaluate(&run).unwrap();
+    assert_eq!(again.test_images, evaluation.test_images);
+    for (before, after) in [
+        (&evaluation.fp32, &again.fp32),
+        (&evaluation.int8, &again.int8),
+    ] {
+        assert_eq!((after.pixel_auroc, after.aupro), (None, None));
+        for (b, a) in before.rules.iter().zip(&after.rules) {
+            assert_eq!((b.image_auroc, b.threshold), (a.image_auroc, a.threshold));
+            assert_eq!(b.per_defect_image_auroc, a.per_defect_image_auroc);
+        }
+    }
+    let card = std::fs::read_to_string(run.file("eval.md")).unwrap();
+    assert!(
+        card.contains("n/a") && card.contains("No ground-truth masks"),
+        "{card}"
+    );
 
     // A planted hole in an unseen normal image: the int8 map must peak inside it.
     let good = category.test.iter().find(|t| t.is_good()).unwrap();

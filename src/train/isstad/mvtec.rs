@@ -10,6 +10,13 @@
 //! Every list is sorted by file name and every mask is found from its image's name. The paper's
 //! code lists folders in directory walk order and pairs images with masks by position, which
 //! pairs the wrong files on file systems (ext4) whose walk order is not the name order.
+//!
+//! A plant's own set is often labelled per image only: good parts and rejected parts, no
+//! outlines. A category with no `ground_truth` folder at all is such a set
+//! ([`MvtecCategory::pixel_labels`] false): its defect images have no mask and only image-level
+//! metrics can be computed on it. A category that has `ground_truth` must have a mask for every
+//! defect image; a half-labelled set is a mistake, not a choice, and is refused.
+//! [`read_good_folder`] reads a plain folder of good images, for fitting on or checking.
 
 use std::path::{Path, PathBuf};
 
@@ -51,6 +58,11 @@ pub enum MvtecError {
     MaskName { mask: PathBuf },
     #[error("too few training images to take every {every}th for validation: {root}")]
     TooFewForValidation { root: PathBuf, every: usize },
+    #[error(
+        "a folder of good images needs at least 2 PNG images (some to fit on, some to check), \
+         found {found}: {path}"
+    )]
+    TooFewImages { path: PathBuf, found: usize },
     #[error(transparent)]
     Image(#[from] ImageError),
 }
@@ -61,7 +73,8 @@ pub struct TestImage {
     pub image: PathBuf,
     /// [`GOOD`] or the defect type (the name of the folder under `test/`).
     pub defect: String,
-    /// `ground_truth/<defect>/<stem>_mask.png`; `None` for good images.
+    /// `ground_truth/<defect>/<stem>_mask.png`; `None` for good images and for every image of
+    /// an image-level category.
     pub mask: Option<PathBuf>,
 }
 
@@ -79,13 +92,19 @@ pub struct MvtecCategory {
     pub train: Vec<PathBuf>,
     /// Sorted by class folder name, then by file name.
     pub test: Vec<TestImage>,
+    /// Whether defect images have ground-truth masks (the category has a `ground_truth`
+    /// folder). Without them pixel AUROC and AUPRO cannot be computed: the set is labelled
+    /// per image only.
+    pub pixel_labels: bool,
 }
 
 /// Lists a category folder and pairs each defect image with its mask by name.
 ///
-/// Fails when `train/good` or `test` is missing, when a class folder has no PNG, when a defect
-/// image has no mask, or when a mask has no image; only files ending in `.png` count, so stray
-/// files such as `.DS_Store` are ignored.
+/// Fails when `train/good` or `test` is missing, when a class folder has no PNG, when the
+/// category has a `ground_truth` folder and a defect image has no mask in it, or when a mask
+/// has no image; only files ending in `.png` count, so stray files such as `.DS_Store` are
+/// ignored. Without a `ground_truth` folder the category is image-level only: every mask is
+/// `None` and [`MvtecCategory::pixel_labels`] is false.
 pub fn read_category(root: &Path) -> Result<MvtecCategory, MvtecError> {
     let train_good = root.join("train").join(GOOD);
     if !train_good.is_dir() {
@@ -111,6 +130,9 @@ pub fn read_category(root: &Path) -> Result<MvtecCategory, MvtecError> {
         return Err(MvtecError::EmptyClass { path: test_root });
     }
     let ground_truth = root.join("ground_truth");
+    // Absent entirely: labelled per image only. Present (even as a stray file): every defect
+    // image must have its mask there.
+    let pixel_labels = ground_truth.exists();
     let mut test = Vec::new();
     for class_dir in &classes {
         let defect = file_name(class_dir);
@@ -121,7 +143,7 @@ pub fn read_category(root: &Path) -> Result<MvtecCategory, MvtecError> {
             });
         }
         for image in images {
-            let mask = if defect == GOOD {
+            let mask = if defect == GOOD || !pixel_labels {
                 None
             } else {
                 let expected = mask_path(&ground_truth, &defect, &image);
@@ -165,7 +187,29 @@ pub fn read_category(root: &Path) -> Result<MvtecCategory, MvtecError> {
         root: root.to_path_buf(),
         train,
         test,
+        pixel_labels,
     })
+}
+
+/// The PNG images of a plain folder of good images (say, parts a plant has passed), sorted by
+/// name. Files not ending in `.png` and hidden files are ignored; sub-folders are not entered.
+/// Fails when the folder is missing or holds fewer than two images: one image cannot be split
+/// into some to fit on and some to check.
+pub fn read_good_folder(dir: &Path) -> Result<Vec<PathBuf>, MvtecError> {
+    if !dir.is_dir() {
+        return Err(MvtecError::MissingFolder {
+            what: "good images",
+            path: dir.to_path_buf(),
+        });
+    }
+    let images = list_pngs(dir)?;
+    if images.len() < 2 {
+        return Err(MvtecError::TooFewImages {
+            path: dir.to_path_buf(),
+            found: images.len(),
+        });
+    }
+    Ok(images)
 }
 
 impl MvtecCategory {
@@ -231,8 +275,12 @@ pub fn load_mask(path: &Path, size: usize) -> Result<Vec<f32>, MvtecError> {
     Ok(mask_tensor(&mask, size))
 }
 
-/// Reads a test image and its mask (all zeros for a good image), checking that the mask has
-/// the image's size: `(3·size·size` image in [-1, 1], `size·size` mask in {0, 1}).
+/// Reads a test image and its mask, checking that the mask has the image's size:
+/// `(3·size·size` image in [-1, 1], `size·size` mask in {0, 1}).
+///
+/// An image without a mask gets all zeros: right for a good image, but for a defect image of an
+/// image-level category ([`MvtecCategory::pixel_labels`] false) the zeros are no label at all,
+/// and pixel metrics must not be computed from them.
 pub fn load_test_image(test: &TestImage, size: usize) -> Result<(Vec<f32>, Vec<f32>), MvtecError> {
     check_size(size)?;
     let image = read_png(&test.image)?;
@@ -416,6 +464,91 @@ mod tests {
         );
         assert!(error.to_string().contains("001_mask.png"), "{error}");
         assert!(error.to_string().contains("test/crack/001.png"), "{error}");
+    }
+
+    #[test]
+    fn category_without_ground_truth_is_image_level_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        category(root);
+        let labelled = read_category(root).unwrap();
+        assert!(labelled.pixel_labels);
+        std::fs::remove_dir_all(root.join("ground_truth")).unwrap();
+        let found = read_category(root).unwrap();
+        assert!(!found.pixel_labels);
+        // The same images and classes, none with a mask.
+        let pairs = |c: &MvtecCategory| {
+            c.test
+                .iter()
+                .map(|t| (t.image.clone(), t.defect.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&found), pairs(&labelled));
+        assert_eq!(found.test.iter().filter(|t| !t.is_good()).count(), 6);
+        assert!(found.test.iter().all(|t| t.mask.is_none()));
+        // Defect images still load; their zero masks are no label, which pixel_labels says.
+        let defect = found.test.iter().find(|t| !t.is_good()).unwrap();
+        let (tensor, mask) = load_test_image(defect, 4).unwrap();
+        assert_eq!((tensor.len(), mask.len()), (48, 16));
+    }
+
+    #[test]
+    fn half_labelled_category_is_refused() {
+        // ground_truth present but one defect type without any mask folder.
+        let dir = tempfile::tempdir().unwrap();
+        category(dir.path());
+        std::fs::remove_dir_all(dir.path().join("ground_truth/scratch")).unwrap();
+        let error = read_category(dir.path()).unwrap_err();
+        assert!(matches!(error, MvtecError::MissingMask { .. }), "{error}");
+        assert!(
+            error.to_string().contains("test/scratch/000.png"),
+            "{error}"
+        );
+        // An empty ground_truth folder is a labelled set with every mask missing.
+        let dir = tempfile::tempdir().unwrap();
+        category(dir.path());
+        std::fs::remove_dir_all(dir.path().join("ground_truth")).unwrap();
+        std::fs::create_dir_all(dir.path().join("ground_truth")).unwrap();
+        let error = read_category(dir.path()).unwrap_err();
+        assert!(matches!(error, MvtecError::MissingMask { .. }), "{error}");
+    }
+
+    #[test]
+    fn good_folder_is_sorted_and_needs_two_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("passed");
+        for name in ["b.png", "a.PNG", "c.png"] {
+            rgb(&good.join(name), 4, 4, 9);
+        }
+        std::fs::write(good.join("notes.txt"), "x").unwrap();
+        std::fs::write(good.join(".hidden.png"), "x").unwrap();
+        std::fs::create_dir_all(good.join("sub.png")).unwrap();
+        let names: Vec<String> = read_good_folder(&good)
+            .unwrap()
+            .iter()
+            .map(|p| file_name(p))
+            .collect();
+        assert_eq!(names, ["a.PNG", "b.png", "c.png"]);
+
+        for keep in [0, 1] {
+            let folder = dir.path().join(format!("only{keep}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..keep {
+                rgb(&folder.join(format!("{i}.png")), 4, 4, 0);
+            }
+            let error = read_good_folder(&folder).unwrap_err();
+            assert!(
+                matches!(&error, MvtecError::TooFewImages { found, .. } if *found == keep),
+                "{error}"
+            );
+            assert!(
+                error.to_string().contains(&format!("only{keep}")),
+                "{error}"
+            );
+        }
+        let error = read_good_folder(&dir.path().join("absent")).unwrap_err();
+        assert!(matches!(error, MvtecError::MissingFolder { .. }), "{error}");
+        assert!(error.to_string().contains("absent"), "{error}");
     }
 
     #[test]

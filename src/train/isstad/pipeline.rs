@@ -141,9 +141,10 @@ pub struct RuleResult {
 pub struct PrecisionResult {
     /// One entry per [`IMAGE_RULES`], in that order; the first is the paper's.
     pub rules: Vec<RuleResult>,
-    pub pixel_auroc: f64,
-    /// Area under the PRO curve up to 30 % FPR, normalised.
-    pub aupro: f64,
+    /// `None` where the category has no ground-truth masks (image-level labels only).
+    pub pixel_auroc: Option<f64>,
+    /// Area under the PRO curve up to 30 % FPR, normalised; `None` as `pixel_auroc`.
+    pub aupro: Option<f64>,
     /// The largest validation pixel-map value: above it a pixel belongs to a defect box.
     pub pixel_threshold: f64,
     pub ms_per_image: f64,
@@ -290,16 +291,23 @@ pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
                 &category.test,
             )?);
         }
-        let pixel_scores: Vec<f64> = scored
-            .maps
-            .iter()
-            .flat_map(|m| m.iter().map(|&v| f64::from(v)))
-            .collect();
-        let pixel_auroc =
-            crate::eval::roc_auc(&pixel_scores, &pixel_labels).map_err(metrics_error)?;
-        let map_refs: Vec<&[f32]> = scored.maps.iter().map(Vec::as_slice).collect();
-        let aupro =
-            aupro(&map_refs, &mask_refs, side, side, AUPRO_MAX_FPR).map_err(metrics_error)?;
+        // Without masks every defect image's mask reads as zeros: pixel metrics on those would
+        // count every defect pixel as normal, so they are not computed at all.
+        let (pixel_auroc, aupro) = if category.pixel_labels {
+            let pixel_scores: Vec<f64> = scored
+                .maps
+                .iter()
+                .flat_map(|m| m.iter().map(|&v| f64::from(v)))
+                .collect();
+            let pixel_auroc =
+                crate::eval::roc_auc(&pixel_scores, &pixel_labels).map_err(metrics_error)?;
+            let map_refs: Vec<&[f32]> = scored.maps.iter().map(Vec::as_slice).collect();
+            let aupro =
+                aupro(&map_refs, &mask_refs, side, side, AUPRO_MAX_FPR).map_err(metrics_error)?;
+            (Some(pixel_auroc), Some(aupro))
+        } else {
+            (None, None)
+        };
         let pixel_threshold = largest(
             validation_scored
                 .maps
@@ -346,15 +354,23 @@ pub fn card_table(evaluation: &IsstadEvaluation) -> String {
         evaluation.good_images,
         evaluation.validation_images
     );
+    let pixel = |value: Option<f64>| value.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     for (name, r) in [("fp32", &evaluation.fp32), ("int8", &evaluation.int8)] {
         out.push_str(&format!(
-            "| {name} | {:.4} | {:.4} |",
-            r.pixel_auroc, r.aupro
+            "| {name} | {} | {} |",
+            pixel(r.pixel_auroc),
+            pixel(r.aupro)
         ));
         for rule in &r.rules {
             out.push_str(&format!(" {:.4} |", rule.image_auroc));
         }
         out.push_str(&format!(" {:.1} |\n", r.ms_per_image));
+    }
+    if evaluation.fp32.pixel_auroc.is_none() {
+        out.push_str(
+            "\nNo ground-truth masks (image-level labels only): pixel AUROC and AUPRO are not \
+             computed.\n",
+        );
     }
     out.push_str(
         "\nint8, at each rule's validation threshold (defect images that alert / good images \
@@ -457,8 +473,13 @@ fn model_entry(
             rule.image_auroc.into(),
         );
     }
-    metrics.insert("pixel_auroc", result.pixel_auroc.into());
-    metrics.insert("aupro", result.aupro.into());
+    // Absent, not zero, where the test set had no masks.
+    if let Some(pixel_auroc) = result.pixel_auroc {
+        metrics.insert("pixel_auroc", pixel_auroc.into());
+    }
+    if let Some(aupro) = result.aupro {
+        metrics.insert("aupro", aupro.into());
+    }
     settings.insert("test_metrics", toml_edit::value(metrics));
     if int8 {
         let mut table = toml_edit::InlineTable::new();
