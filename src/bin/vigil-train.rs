@@ -133,7 +133,10 @@ enum IndustrialCommand {
         projection_dim: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Every n-th good image is held out to fit the thresholds.
+        /// Good images held out of the bank to fit the thresholds. Default: the data set's
+        /// `validation/good` if it has one, else every `--validation-every`-th good image.
+        #[arg(long)]
+        validation: Option<PathBuf>,
         #[arg(long, default_value_t = 5)]
         validation_every: usize,
         /// The false-alarm rate on good parts the image threshold aims at.
@@ -384,6 +387,10 @@ enum IsstadCommand {
         /// crops come from the rest.
         #[arg(long, default_value_t = 0.5)]
         train_rows: f64,
+        /// Good validation images (`validation/good`) from columns of the training rows that no
+        /// training crop covers, for fitting thresholds (0: none).
+        #[arg(long, default_value_t = 40)]
+        validation: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -824,10 +831,12 @@ fn run_industrial(command: IndustrialCommand) -> Result<()> {
             coreset_fraction,
             projection_dim,
             seed,
+            validation,
             validation_every,
             target_false_alarm,
         } => {
             let config = fit::FitConfig {
+                validation,
                 image_size,
                 coreset: CoresetConfig {
                     fraction: coreset_fraction,
@@ -896,6 +905,7 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
             test_good,
             test_per_defect,
             train_rows,
+            validation,
             seed,
         } => {
             use vigil::train::isstad::make_data::{MakeDataConfig, make_texture_categories};
@@ -905,11 +915,25 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
                 test_good,
                 test_per_defect,
                 train_rows,
+                validation_good: validation,
                 seed,
                 ..MakeDataConfig::default()
             };
             for summary in make_texture_categories(&textures, &out, &config)? {
                 let (train_room, test_room) = (&summary.train_room, &summary.test_room);
+                if let Some(room) = &summary.validation_room {
+                    println!(
+                        "{}: {} validation images from rows {}..{}, columns {}..{} ({} positions, {} crops), disjoint from training",
+                        summary.root.display(),
+                        summary.validation_good,
+                        room.rows.start,
+                        room.rows.end,
+                        room.columns.start,
+                        room.columns.end,
+                        room.positions,
+                        room.crops
+                    );
+                }
                 println!(
                     "{}: {} training images from rows {}..{} ({} positions, {} crops), {} good \
                      and {} defect test images from rows {}..{} ({} positions, {} crops)",

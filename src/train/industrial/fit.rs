@@ -2,9 +2,10 @@
 //! images, in minutes on the box's CPU.
 //!
 //! 1. The good images are listed (an MVTec AD category's `train/good`, or a plain folder of
-//!    PNGs), every `validation_every`-th held out, and each one read and checked *before* the
-//!    run folder is made, so a corrupt or undersized file fails the fit with its name and
-//!    leaves nothing behind.
+//!    PNGs) with the good images held out to fit the thresholds (a folder of their own, or
+//!    every `validation_every`-th), and each one is read and checked *before* the run folder is
+//!    made, so a corrupt or undersized file fails the fit with its name and leaves nothing
+//!    behind.
 //! 2. The rest go through the runtime's own path (the same resize and normalisation as a camera
 //!    frame, the backbone on tract, [`PatchFeatures`]) and a greedy coreset of their patch
 //!    features becomes the memory bank (`bank.bank`).
@@ -35,6 +36,7 @@ use crate::models::industrial::patchcore::{
 };
 use crate::prepare::imagenet::{IMAGENET_MEAN, IMAGENET_STD};
 use crate::prepare::resize::FrameResizer;
+use crate::train::isstad::mvtec::read_good_folder;
 use crate::train::run::RunDir;
 
 /// The bank file's name in a run folder.
@@ -53,7 +55,9 @@ pub struct FitConfig {
     /// Side of the square model input.
     pub image_size: usize,
     pub coreset: CoresetConfig,
-    /// Every this-many-th good image (in name order) is held out to fit the thresholds.
+    /// Good images held out of the bank to fit the thresholds: this folder; else the data
+    /// set's `validation/good`; else every `validation_every`-th good image (in name order).
+    pub validation: Option<PathBuf>,
     pub validation_every: usize,
     /// The false-alarm rate the image threshold aims at on good parts.
     pub target_false_alarm: f64,
@@ -66,6 +70,7 @@ impl FitConfig {
             backbone,
             image_size: 224,
             coreset: CoresetConfig::default(),
+            validation: None,
             validation_every: 5,
             target_false_alarm: 0.01,
         }
@@ -102,6 +107,7 @@ pub struct FitRecord {
     pub taps: Vec<TapShape>,
     pub train_images: Vec<PathBuf>,
     pub validation_images: Vec<PathBuf>,
+    pub validation_source: ValidationSource,
     pub coreset_fraction: f64,
     pub projection_dim: usize,
     pub seed: u64,
@@ -117,7 +123,7 @@ pub struct FitRecord {
 }
 
 /// The good images of `data`: `train/good/*.png` of an MVTec AD category, else `data/*.png`;
-/// sorted by name.
+/// sorted by name. Fewer than two is an error naming the folder.
 pub fn good_images(data: &Path) -> Result<Vec<PathBuf>, IndustrialFitError> {
     let mvtec = data.join("train").join("good");
     let folder = if mvtec.is_dir() {
@@ -125,28 +131,60 @@ pub fn good_images(data: &Path) -> Result<Vec<PathBuf>, IndustrialFitError> {
     } else {
         data.to_path_buf()
     };
-    let listing = std::fs::read_dir(&folder).map_err(|err| IndustrialFitError::Data {
-        what: "cannot list the good images",
-        detail: err.to_string(),
-        path: folder.clone(),
-    })?;
-    let mut images = Vec::new();
-    for entry in listing {
-        let entry = entry.map_err(|err| IndustrialFitError::Data {
-            what: "cannot list the good images",
-            detail: err.to_string(),
-            path: folder.clone(),
-        })?;
-        let path = entry.path();
-        let is_png = path
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("png"));
-        if is_png && path.is_file() {
-            images.push(path);
+    Ok(read_good_folder(&folder)?)
+}
+
+/// Where the good images that fit the thresholds come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ValidationSource {
+    /// A folder of its own: `--validation`, or the data set's `validation/good` (which
+    /// `make-data` writes from texture no training image covers).
+    Folder(PathBuf),
+    /// Every n-th of the good images, in name order.
+    EveryNth(usize),
+}
+
+/// The fit's (bank, validation) images and where validation came from.
+pub fn split_good_images(
+    config: &FitConfig,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>, ValidationSource), IndustrialFitError> {
+    let images = good_images(&config.data)?;
+    let own_folder = config
+        .validation
+        .clone()
+        .or_else(|| Some(config.data.join("validation").join("good")).filter(|d| d.is_dir()));
+    if let Some(folder) = own_folder {
+        let validation = read_good_folder(&folder)?;
+        return Ok((images, validation, ValidationSource::Folder(folder)));
+    }
+    let every = config.validation_every;
+    if every < 2 {
+        return Err(setting(
+            "validation_every",
+            every,
+            "must be at least 2 (every n-th good image is held out)",
+        ));
+    }
+    if images.len() < every {
+        return Err(IndustrialFitError::Data {
+            what: "too few good images",
+            detail: format!(
+                "{} PNGs; at least {every} are needed to hold every {every}th out for the \
+                 thresholds and fit the bank on the rest",
+                images.len()
+            ),
+            path: config.data.clone(),
+        });
+    }
+    let (mut bank, mut validation) = (Vec::new(), Vec::new());
+    for (index, path) in images.into_iter().enumerate() {
+        if index % every == every - 1 {
+            validation.push(path);
+        } else {
+            bank.push(path);
         }
     }
-    images.sort();
-    Ok(images)
+    Ok((bank, validation, ValidationSource::EveryNth(every)))
 }
 
 /// Reads one image and resizes it to the model's normalised input, as a camera frame is;
@@ -313,13 +351,6 @@ fn setting(setting: &'static str, value: impl ToString, detail: &str) -> Industr
 /// Fits a PatchCore bank and its thresholds into the new run folder `out`.
 pub fn fit(config: &FitConfig, out: &Path) -> Result<FitRecord, IndustrialFitError> {
     let started = Instant::now();
-    if config.validation_every < 2 {
-        return Err(setting(
-            "validation_every",
-            config.validation_every,
-            "must be at least 2 (every n-th good image is held out)",
-        ));
-    }
     if !(config.target_false_alarm > 0.0 && config.target_false_alarm < 0.5) {
         return Err(setting(
             "target_false_alarm",
@@ -327,33 +358,21 @@ pub fn fit(config: &FitConfig, out: &Path) -> Result<FitRecord, IndustrialFitErr
             "must lie in (0, 0.5)",
         ));
     }
-    let images = good_images(&config.data)?;
-    if images.len() < config.validation_every {
-        return Err(IndustrialFitError::Data {
-            what: "too few good images",
-            detail: format!(
-                "{} PNG(s); at least {} are needed to hold every {}th out for the thresholds \
-                 and fit the bank on the rest",
-                images.len(),
-                config.validation_every,
-                config.validation_every
-            ),
-            path: config.data.clone(),
-        });
-    }
+    let (bank_images, validation_images, validation_source) = split_good_images(config)?;
     let side = config.image_size;
     let mut resizer = imagenet_resizer(side)?;
     // Every image is read and checked before anything is written.
-    let mut train = Vec::new();
-    let mut validation = Vec::new();
-    for (index, path) in images.iter().enumerate() {
-        let input = load_image(path, &mut resizer)?;
-        if index % config.validation_every == config.validation_every - 1 {
-            validation.push((path.clone(), input));
-        } else {
-            train.push((path.clone(), input));
-        }
-    }
+    let mut read = |paths: Vec<PathBuf>| -> Result<Vec<(PathBuf, Vec<f32>)>, IndustrialFitError> {
+        paths
+            .into_iter()
+            .map(|path| {
+                let input = load_image(&path, &mut resizer)?;
+                Ok((path, input))
+            })
+            .collect()
+    };
+    let train = read(bank_images)?;
+    let validation = read(validation_images)?;
     let taps = backbone_taps(&config.backbone, side)?;
     let backbone_sha256 = sha256_file(&config.backbone)?;
     let spec = backbone_spec(
@@ -419,6 +438,7 @@ pub fn fit(config: &FitConfig, out: &Path) -> Result<FitRecord, IndustrialFitErr
         taps,
         train_images: train.iter().map(|(path, _)| path.clone()).collect(),
         validation_images: validation.iter().map(|(path, _)| path.clone()).collect(),
+        validation_source,
         coreset_fraction: config.coreset.fraction,
         projection_dim: config.coreset.projection_dim,
         seed: config.coreset.seed,

@@ -106,7 +106,8 @@ pub enum MakeDataError {
     Config { detail: String },
     #[error(
         "texture is {width}x{height}: too small for {side}-pixel crops from disjoint train rows \
-         (0..{split}) and test rows ({split}..{height})"
+         (0..{split}, left of the validation columns), validation columns (right of them, same \
+         rows) and test rows ({split}..{height})"
     )]
     TextureTooSmall {
         width: usize,
@@ -215,6 +216,12 @@ pub struct MakeDataConfig {
     /// Test images of each defect type. Default 30, so 150 defective images over the five
     /// [`Defect`] types.
     pub test_per_defect: usize,
+    /// Normal validation images (`validation/good`), for fitting thresholds on texture no
+    /// training image covers. Default 40; 0 writes none and gives training all columns.
+    pub validation_good: usize,
+    /// Fraction of the columns, from the right, of the training rows that validation crops
+    /// come from (training crops come from the other columns). Default 0.45.
+    pub validation_columns: f64,
     /// Fraction of the texture's rows, from the top, that training crops come from; test
     /// crops come from the rest. Default 0.5: the largest held-out region that leaves the
     /// training crops the same room.
@@ -232,6 +239,8 @@ impl Default for MakeDataConfig {
             train_good: 200,
             test_good: 150,
             test_per_defect: 30,
+            validation_good: 40,
+            validation_columns: 0.45,
             train_rows: 0.5,
             orientations: Orientations::Fixed,
             seed: 0,
@@ -259,36 +268,47 @@ pub struct Summary {
     pub train_room: CropRoom,
     /// The room its test crops (good and defective) were drawn from.
     pub test_room: CropRoom,
+    /// The room its validation crops were drawn from, when it has any.
+    pub validation_room: Option<CropRoom>,
+    pub validation_good: usize,
 }
 
 /// How many different crops one region of a texture allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CropRoom {
-    /// The texture rows the region spans (a crop lies wholly inside them).
+    /// The texture rows and columns the region spans (a crop lies wholly inside them).
     pub rows: std::ops::Range<usize>,
-    /// Distinct top-left corners: `(rows − side + 1) · (width − side + 1)`.
+    pub columns: std::ops::Range<usize>,
+    /// Distinct top-left corners: `(rows − side + 1) · (columns − side + 1)`.
     pub positions: usize,
     /// Distinct crops: positions times the orientations allowed.
     pub crops: usize,
 }
 
-/// The room a texture of `width`×`height` pixels gives training crops and test crops under
-/// `config` (its orientations included); an error where the crops do not fit.
+/// The rooms a texture of `width`×`height` pixels gives training, test and (when
+/// `config.validation_good` > 0) validation crops under `config` (its orientations included);
+/// an error where the crops do not fit.
 pub fn crop_room(
     width: usize,
     height: usize,
     config: &MakeDataConfig,
-) -> Result<(CropRoom, CropRoom), MakeDataError> {
+) -> Result<(CropRoom, CropRoom, Option<CropRoom>), MakeDataError> {
     let regions = Regions::for_size(width, height, config)?;
-    let room = |rows: std::ops::Range<usize>| {
-        let positions = (rows.len() - config.side + 1) * (width - config.side + 1);
+    let room = |(rows, columns): (std::ops::Range<usize>, std::ops::Range<usize>)| {
+        let positions = (rows.len() - config.side + 1) * (columns.len() - config.side + 1);
         CropRoom {
             rows,
+            columns,
             positions,
             crops: positions * config.orientations.count(),
         }
     };
-    Ok((room(0..regions.split), room(regions.split..height)))
+    let area = |split| regions.area(split, width, height);
+    Ok((
+        room(area(Split::Train)),
+        room(area(Split::TestGood)),
+        (config.validation_good > 0).then(|| room(area(Split::Validation))),
+    ))
 }
 
 /// Writes one MVTec AD layout category into `out` (created; it must be absent or empty, so no
@@ -308,6 +328,14 @@ pub fn make_category(
     for index in 0..config.train_good {
         let image = crop(texture, &regions, config, Split::Train, index);
         write_image(&train_dir, index, config.train_good, &image)?;
+    }
+    if config.validation_good > 0 {
+        let validation_dir = out.join("validation").join("good");
+        create_dir(&validation_dir)?;
+        for index in 0..config.validation_good {
+            let image = crop(texture, &regions, config, Split::Validation, index);
+            write_image(&validation_dir, index, config.validation_good, &image)?;
+        }
     }
 
     let good_dir = out.join("test").join("good");
@@ -351,7 +379,8 @@ pub fn make_category(
         });
     }
 
-    let (train_room, test_room) = crop_room(texture.width, texture.height, config)?;
+    let (train_room, test_room, validation_room) =
+        crop_room(texture.width, texture.height, config)?;
     Ok(Summary {
         root: out.to_path_buf(),
         train_good: config.train_good,
@@ -359,6 +388,8 @@ pub fn make_category(
         defects,
         train_room,
         test_room,
+        validation_room,
+        validation_good: config.validation_good,
     })
 }
 
@@ -414,9 +445,12 @@ impl Canvas {
     }
 }
 
-/// The rows crops may start in: training crops end at `split`, test crops start there.
+/// Where crops may lie: training crops in rows `..split` and columns `..validation_from`,
+/// validation crops in rows `..split` and columns `validation_from..`, test crops in rows
+/// `split..`, all columns.
 struct Regions {
     split: usize,
+    validation_from: usize,
 }
 
 impl Regions {
@@ -454,8 +488,23 @@ impl Regions {
                 config.train_rows
             ));
         }
+        if !(config.validation_columns > 0.0 && config.validation_columns < 1.0) {
+            return bad(format!(
+                "validation_columns {} is not a fraction in (0, 1)",
+                config.validation_columns
+            ));
+        }
         let split = (height as f64 * config.train_rows).floor() as usize;
-        if config.side > split || config.side > height - split || config.side > width {
+        let validation_from = if config.validation_good > 0 {
+            width - (width as f64 * config.validation_columns).floor() as usize
+        } else {
+            width
+        };
+        if config.side > split
+            || config.side > height - split
+            || config.side > validation_from
+            || config.side > width - validation_from && config.validation_good > 0
+        {
             return Err(MakeDataError::TextureTooSmall {
                 width,
                 height,
@@ -463,13 +512,31 @@ impl Regions {
                 split,
             });
         }
-        Ok(Self { split })
+        Ok(Self {
+            split,
+            validation_from,
+        })
+    }
+
+    /// The rows and columns a split's crops lie in.
+    fn area(
+        &self,
+        split: Split,
+        width: usize,
+        height: usize,
+    ) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        match split {
+            Split::Train => (0..self.split, 0..self.validation_from),
+            Split::Validation => (0..self.split, self.validation_from..width),
+            Split::TestGood | Split::Defective(_) => (self.split..height, 0..width),
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Split {
     Train,
+    Validation,
     TestGood,
     Defective(Defect),
 }
@@ -480,6 +547,8 @@ impl Split {
             Split::Train => 1,
             Split::TestGood => 2,
             Split::Defective(defect) => 3 + defect as u64,
+            // After the defects, so the other splits keep the streams they had.
+            Split::Validation => 3 + Defect::ALL.len() as u64,
         }
     }
 }
@@ -508,12 +577,9 @@ fn crop_origin(
 ) -> (usize, usize, usize) {
     let mut rng = stream(config.seed, split, index, Part::Crop);
     let side = config.side;
-    let (first_row, rows) = match split {
-        Split::Train => (0, regions.split),
-        Split::TestGood | Split::Defective(_) => (regions.split, texture.height - regions.split),
-    };
-    let top = first_row + rng.below(rows - side + 1);
-    let left = rng.below(texture.width - side + 1);
+    let (rows, columns) = regions.area(split, texture.width, texture.height);
+    let top = rows.start + rng.below(rows.len() - side + 1);
+    let left = columns.start + rng.below(columns.len() - side + 1);
     let orientation = rng.below(config.orientations.count());
     (top, left, orientation)
 }
@@ -1023,6 +1089,8 @@ mod tests {
             train_good: 6,
             test_good: 3,
             test_per_defect: 4,
+            validation_good: 0,
+            validation_columns: 0.45,
             train_rows: 0.6,
             orientations: Orientations::Dihedral,
             seed: 7,
@@ -1205,9 +1273,19 @@ mod tests {
             (200, 150, 30)
         );
         assert!(config.test_per_defect * Defect::ALL.len() >= 150);
-        let (train, test) = crop_room(512, 512, &config).unwrap();
+        let (train, test, validation) = crop_room(512, 512, &config).unwrap();
         assert_eq!((train.rows.clone(), test.rows.clone()), (0..256, 256..512));
-        assert_eq!((train.positions, test.positions), (65 * 321, 65 * 321));
+        // Validation takes the right 230 columns of the training rows.
+        let validation = validation.unwrap();
+        assert_eq!(
+            (train.columns.clone(), validation.columns.clone()),
+            (0..282, 282..512)
+        );
+        assert_eq!(validation.rows, 0..256);
+        assert_eq!(
+            (train.positions, validation.positions, test.positions),
+            (65 * 91, 65 * 39, 65 * 321)
+        );
         assert_eq!(test.crops, 20_865 * 8);
         let brick = MakeDataConfig {
             orientations: Orientations::for_texture("brick"),
@@ -1234,7 +1312,11 @@ mod tests {
         let mut orientations = std::collections::HashSet::new();
         for index in 0..config.train_good {
             let (top, left, _) = crop_origin(&texture, &regions, &config, Split::Train, index);
-            assert!(top + config.side <= 256 && left + config.side <= 512);
+            assert!(top + config.side <= 256 && left + config.side <= 282);
+        }
+        for index in 0..config.validation_good {
+            let (top, left, _) = crop_origin(&texture, &regions, &config, Split::Validation, index);
+            assert!(top + config.side <= 256 && left >= 282 && left + config.side <= 512);
         }
         let mut test_splits = vec![(Split::TestGood, config.test_good)];
         test_splits.extend(
