@@ -689,6 +689,206 @@ pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, Be
     })
 }
 
+/// PatchCore's speed, in one run: the backbone and the search in vigil against their peers in
+/// their own best form (onnxruntime's fp32 and its own int8 of the same graph; numpy's BLAS
+/// product search), the whole frame, the frame rate the pipeline sustains, and peak memory.
+#[derive(Debug, Clone)]
+pub struct PatchCoreBench {
+    pub model: String,
+    /// The backbone graph on one 224×224 frame, 1 thread: tract against onnxruntime fp32.
+    pub backbone: Comparison,
+    /// onnxruntime on its own int8 of the backbone (`None` when its quantizer failed).
+    pub backbone_int8_peer_ms: Option<f64>,
+    /// Nearest neighbours of the frame's patches in the bank: vigil against numpy.
+    pub search: Comparison,
+    pub bank_patches: usize,
+    /// The whole detector (backbone, search, map, score) against the best peer backbone plus
+    /// numpy's search.
+    pub frame: Comparison,
+    pub pipeline_fps: f64,
+    pub frames_decided: u64,
+    pub frames_dropped: u64,
+    /// Peak resident memory of the process (`VmHWM`) in MiB after the pipeline: the bench
+    /// runs PatchCore first, so this is one PatchCore stream's process.
+    pub peak_rss_mib: f64,
+}
+
+/// 224×224 crops of the brick texture from rows the shipped bank never saw (make-data keeps the
+/// bottom half for tests), `count` of them along the row.
+fn patchcore_frames(count: usize) -> Result<Vec<crate::capture::VideoFrame>, BenchError> {
+    let path = repo().join("models/cache/textures/brick.png");
+    let brick = crate::io::png::read_png(&path).map_err(setup)?;
+    let (side, top) = (224, 272);
+    if brick.width < side + 8 * count || brick.height < top + side {
+        return Err(setup(format!("{} is too small", path.display())));
+    }
+    Ok((0..count)
+        .map(|index| {
+            let left = 8 * index;
+            let rgb = (top..top + side)
+                .flat_map(|row| brick.pixels[(row * brick.width + left) * 3..][..side * 3].to_vec())
+                .collect();
+            crate::capture::VideoFrame {
+                stamp: Stamp {
+                    pts: Duration::ZERO,
+                    captured_at: std::time::SystemTime::now(),
+                    seq: index as u64,
+                },
+                width: side as u32,
+                height: side as u32,
+                rgb,
+            }
+        })
+        .collect())
+}
+
+pub fn patchcore(runs: usize, pipeline_seconds: f64) -> Result<PatchCoreBench, BenchError> {
+    use crate::models::industrial::patchcore::bank::MemoryBank;
+    use crate::models::industrial::patchcore::search::NearestNeighbours;
+    use crate::models::industrial::patchcore::{PatchCoreDetector, PatchCoreSpec, PatchFeatures};
+    use crate::models::industrial::{
+        IndustrialDecide, IndustrialDetector, IndustrialPrepare, IndustrialSettings,
+        IndustrialSpec, Normalisation,
+    };
+    const MODEL: &str = "patchcore-brick";
+    let manifest = Manifest::shipped().map_err(setup)?;
+    let entry = manifest.model(MODEL).map_err(setup)?;
+    let spec = PatchCoreSpec::from_manifest(entry, &manifest.dir).map_err(setup)?;
+    let plan = Plan::load(&manifest, MODEL).map_err(setup)?;
+    let frames = patchcore_frames(8)?;
+    let mut prepare =
+        IndustrialPrepare::new(spec.side, Normalisation::ImageNet, None).map_err(setup)?;
+    let inputs: Vec<Vec<f32>> = frames
+        .iter()
+        .map(|frame| prepare.frame(frame).map(|input| input.image))
+        .collect::<Result<_, _>>()
+        .map_err(setup)?;
+    let input = &inputs[0];
+    let runs = runs.max(1);
+    let time = |run: &mut dyn FnMut() -> Result<(), BenchError>| {
+        for _ in 0..3 {
+            run()?;
+        }
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let start = Instant::now();
+            run()?;
+            times.push(start.elapsed());
+        }
+        Ok::<f64, BenchError>(median_ms(times))
+    };
+
+    let mut features = PatchFeatures::new(&plan, spec.side, spec.taps.clone()).map_err(setup)?;
+    let backbone_ms = time(&mut || features.extract(input).map(|_| ()).map_err(setup))?;
+    let queries = features.extract(input).map_err(setup)?.to_vec();
+    let bank = MemoryBank::read(&spec.bank).map_err(setup)?;
+    let dim = bank.header.feature_dim;
+    let bank_patches = bank.header.patches;
+    let mut search = NearestNeighbours::new(bank.features.clone(), dim, 1).map_err(setup)?;
+    let patches = queries.len() / dim;
+    let (mut distances, mut nearest) = (vec![0.0; patches], vec![0u32; patches]);
+    let search_ms = time(&mut || {
+        search
+            .search(&queries, &mut distances, &mut nearest)
+            .map_err(setup)
+    })?;
+    let mut detector = PatchCoreDetector::new(&plan, spec.clone(), 1).map_err(setup)?;
+    let frame_ms = time(&mut || detector.run(input).map(|_| ()).map_err(setup))?;
+
+    let dir = tempfile_dir()?;
+    let side = spec.side;
+    let inputs_npy = dir.join("frames.npy");
+    write_npy(
+        &inputs_npy,
+        &[inputs.len(), 3, side, side],
+        &inputs.concat(),
+    )
+    .map_err(setup)?;
+    let bank_npy = dir.join("bank.npy");
+    write_npy(&bank_npy, &[bank_patches, dim], &bank.features).map_err(setup)?;
+    let queries_npy = dir.join("queries.npy");
+    write_npy(&queries_npy, &[patches, dim], &queries).map_err(setup)?;
+    let backbone_file = manifest.path_of(entry.onnx_file());
+    let peer = peer_json(
+        &repo().join("scripts/bench/patchcore_peer.py"),
+        &[
+            backbone_file.display().to_string(),
+            inputs_npy.display().to_string(),
+            bank_npy.display().to_string(),
+            queries_npy.display().to_string(),
+            "--runs".into(),
+            runs.to_string(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let peer = peer?;
+    let version = format!("onnxruntime {}", peer["version"].as_str().unwrap_or("?"));
+    let fp32_peer = number(&peer, "fp32_ms")?;
+    let int8_peer = peer["int8_ms"].as_f64();
+    let search_peer = number(&peer, "search_ms")?;
+    let best_backbone = int8_peer.map_or(fp32_peer, |int8| int8.min(fp32_peer));
+
+    let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let model = IndustrialSpec::PatchCore(spec.clone());
+    let decide = CountFrames {
+        inner: IndustrialDecide::new("bench", &model, &IndustrialSettings::default(), None)
+            .map_err(setup)?,
+        decided: decided.clone(),
+    };
+    let metrics = Metrics::new();
+    let (alerts, _unused) = crossbeam_channel::bounded(1);
+    let started = Instant::now();
+    let pipeline = Pipeline::spawn(
+        "bench",
+        RepeatFrame {
+            frame: frames[0].clone(),
+            until: started + Duration::from_secs_f64(pipeline_seconds),
+            seq: 0,
+        },
+        IndustrialPrepare::new(side, Normalisation::ImageNet, None).map_err(setup)?,
+        IndustrialDetector::new(&plan, &manifest.dir).map_err(setup)?,
+        decide,
+        alerts,
+        &metrics,
+        PipelineSettings::default(),
+    )
+    .map_err(setup)?;
+    pipeline.wait().map_err(setup)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let frames_decided = decided.load(std::sync::atomic::Ordering::Relaxed);
+    let frames_dropped = ["prepare", "detect", "decide"]
+        .iter()
+        .map(|stage| metrics.frames_dropped("bench", stage).get())
+        .sum();
+    Ok(PatchCoreBench {
+        model: MODEL.into(),
+        backbone: Comparison {
+            what: format!("{MODEL} backbone, {side}×{side}, 1 thread (fp32)"),
+            ours_ms: backbone_ms,
+            peer: format!("{version} fp32"),
+            peer_ms: fp32_peer,
+        },
+        backbone_int8_peer_ms: int8_peer,
+        search: Comparison {
+            what: format!("{MODEL} search, {patches} patches × {bank_patches}"),
+            ours_ms: search_ms,
+            peer: format!("numpy {} 1 thread", peer["numpy"].as_str().unwrap_or("?")),
+            peer_ms: search_peer,
+        },
+        bank_patches,
+        frame: Comparison {
+            what: format!("{MODEL} whole frame, 1 thread"),
+            ours_ms: frame_ms,
+            peer: "best onnxruntime + numpy".into(),
+            peer_ms: best_backbone + search_peer,
+        },
+        pipeline_fps: frames_decided as f64 / elapsed,
+        frames_decided,
+        frames_dropped,
+        peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
+    })
+}
+
 /// The same frame, restamped, as fast as the pipeline takes it, until a deadline.
 struct RepeatFrame {
     frame: crate::capture::VideoFrame,

