@@ -50,6 +50,15 @@ $train isstad train --data "$work/isstad/brick" --out "$work/isstad-run" --size 
   --mae-epochs 1 --pixel-epochs 1 --validation-every 6 --batch-size 8
 $train isstad export --run "$work/isstad-run"
 $train isstad eval --run "$work/isstad-run" --install "$work/isstad-models"
+# PatchCore through its commands: the backbone exported again (it must be byte for byte the
+# shipped file), a small brick category at the fitted scale, fit on its good images (the
+# thresholds on its validation/good), evaluated on its test set and installed.
+$train industrial backbone --out "$work/backbone.onnx"
+cmp "$work/backbone.onnx" models/patchcore/mobilenet_v2_patch_features.onnx
+$train isstad make-data --out "$work/patchcore" --side 224 --train 20 --test-good 6 --test-per-defect 2 \
+  --validation 6
+$train industrial fit --data "$work/patchcore/brick" --out "$work/patchcore-run"
+$train industrial eval --run "$work/patchcore-run" --install "$work/patchcore-models"
 # MAVD: the authors' heads imported (every tensor checked) and exported as the runtime's
 # sliding-window graph, checked against burn.
 $train mavd import --out "$work/mavd-authors"
@@ -68,7 +77,7 @@ if ! "$pyref/bin/python" -c "import cv2" 2>/dev/null; then
 fi
 "$pyref/bin/python" scripts/reference/check_onnx_ort.py "$train" \
   "$work/run/model.onnx" "$work/run/model-int8.onnx" "$work/mobilenet/mobilenet_v2.onnx" \
-  models/fers-edge/*.onnx models/isstad-edge/*.onnx
+  models/fers-edge/*.onnx models/isstad-edge/*.onnx models/patchcore/*.onnx
 # Dense optical flow against OpenCV's DIS presets and Farneback on pairs with known motion.
 "$pyref/bin/python" scripts/bench/flow.py target/release/vigil --repeats 3
 # The surveillance pipeline stage by stage, with onnxruntime on the same extractor and head.

@@ -45,7 +45,7 @@ def main():
         shape = [int(d) for d in model_input.shape]
         rng = np.random.default_rng(7)
         x = rng.standard_normal(shape).astype(np.float32)
-        expected = session.run(None, {model_input.name: x})[0]
+        every_expected = session.run(None, {model_input.name: x})
         with tempfile.TemporaryDirectory() as tmp:
             np.save(os.path.join(tmp, "in.npy"), x)
             subprocess.run(
@@ -54,6 +54,16 @@ def main():
                 check=True,
             )
             actual = np.load(os.path.join(tmp, "out.npy"))
+            # Every further output of a multi-output graph (PatchCore's backbone taps) must
+            # match too; run-onnx writes output N beside the first as out.N.npy.
+            for index, reference in enumerate(every_expected[1:], start=1):
+                other = np.load(os.path.join(tmp, f"out.{index}.npy"))
+                gap = float(np.max(np.abs(other - reference))) if other.shape == reference.shape else float("inf")
+                ok_other = gap <= args.tolerance
+                failed |= not ok_other
+                print(f"{'ok  ' if ok_other else 'FAIL'} {path} output {index}: onnxruntime vs tract "
+                      f"max |diff| {gap:.2e} (shape {list(reference.shape)})")
+        expected = every_expected[0]
         detail = ""
         if actual.shape != expected.shape:
             diff, ok = float("inf"), False

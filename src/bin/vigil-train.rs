@@ -28,7 +28,8 @@ enum Family {
         command: ToyCommand,
     },
     /// Run any single-input f32 ONNX model in tract on a .npy input and write its first output
-    /// as .npy (for cross-checks against onnxruntime: scripts/reference/check_onnx_ort.py).
+    /// as .npy, and any further output N as OUTPUT with extension N.npy (for cross-checks
+    /// against onnxruntime: scripts/reference/check_onnx_ort.py).
     RunOnnx {
         model: PathBuf,
         #[arg(long)]
@@ -564,6 +565,18 @@ fn run(cli: Cli) -> Result<()> {
             let (shape, values) =
                 vigil::train::parity::run_tract(&model, &array.shape, &array.data)?;
             write_npy(&output, &shape, &values)?;
+            // Graphs with several outputs (PatchCore's backbone taps): the others beside it,
+            // `<output>.1.npy`, `<output>.2.npy`, … in the graph's order.
+            let plan = vigil::train::parity::plan(&model)?;
+            let outputs = vigil::train::parity::run_plan_outputs(&plan, &array.shape, &array.data)?;
+            let shapes = vigil::train::parity::output_shapes(&plan)?;
+            for (index, (values, shape)) in outputs.iter().zip(&shapes).enumerate().skip(1) {
+                write_npy(
+                    &output.with_extension(format!("{index}.npy")),
+                    shape,
+                    values,
+                )?;
+            }
             Ok(())
         }
     }

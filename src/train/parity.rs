@@ -120,6 +120,25 @@ pub fn run_plan_outputs(
         .collect()
 }
 
+/// The concrete shape of every output of a plan, in the graph's order.
+pub fn output_shapes(plan: &TractPlan) -> Result<Vec<Vec<usize>>, ParityError> {
+    let model = plan.model();
+    model
+        .output_outlets()
+        .map_err(tract)?
+        .iter()
+        .map(|outlet| {
+            let fact = model.outlet_fact(*outlet).map_err(tract)?;
+            fact.shape
+                .as_concrete()
+                .map(|shape| shape.to_vec())
+                .ok_or_else(|| {
+                    ParityError::Tract(format!("output shape {:?} is not concrete", fact.shape))
+                })
+        })
+        .collect()
+}
+
 /// `max |a − b| / max |a|`: the gap between two runs of one output, relative to its scale.
 /// Different lengths and non-finite values are errors, not large numbers.
 pub fn relative_difference(a: &[f32], b: &[f32]) -> Result<f32, ParityError> {
