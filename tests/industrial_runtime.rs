@@ -17,6 +17,7 @@ use vigil::alert::{Alert, Phase};
 use vigil::capture::{Sample, Stamp, VideoFrame};
 use vigil::detector::{DetectorError, Manifest, Plan};
 use vigil::models::industrial::anomaly_map::ImageScore;
+use vigil::models::industrial::overlay::{BOX_COLOUR, Layout, REGION_COLOUR, ScoreRange};
 use vigil::models::industrial::{
     IndustrialDecide, IndustrialDetector, IndustrialPrepare, IndustrialSettings, IndustrialSpec,
     IsstadDetector, IsstadSpec, MapOutputs, Normalisation,
@@ -120,6 +121,14 @@ fn read_png_size(path: &Path) -> (usize, usize) {
     let image = vigil::io::png::read_png(path).unwrap();
     assert_eq!(image.pixels.len(), image.width * image.height * 3);
     (image.width, image.height)
+}
+
+/// The size of a heatmap snapshot of a `width`×`height` frame: frame and heatmap panels at the
+/// frame's size, and a thin separator between them (2 px for these small frames).
+fn snapshot_size(width: usize, height: usize) -> (usize, usize) {
+    let layout = Layout::new(width, height).unwrap();
+    assert_eq!((layout.separator, layout.height), (2, height), "{layout:?}");
+    (2 * width + layout.separator, height)
 }
 
 struct Stages {
@@ -238,7 +247,8 @@ fn an_untrained_model_runs_from_frames_to_alerts_boxes_and_snapshots() {
         }
     }
 
-    // The new alert's snapshot is named after it and is a PNG of the frame's size.
+    // The new alert's snapshot is named after it and is a PNG of two frame-sized panels (the
+    // frame, the heatmap) side by side, split by a separator.
     let name = opened.snapshot.as_ref().expect("a snapshot on new");
     assert_eq!(
         name.as_str(),
@@ -246,7 +256,7 @@ fn an_untrained_model_runs_from_frames_to_alerts_boxes_and_snapshots() {
     );
     assert_eq!(
         read_png_size(&snapshots.join(name.as_str())),
-        (width, height)
+        snapshot_size(width, height)
     );
     // Updates write at most one snapshot per 3 frames.
     let mut written: Vec<u64> = alerts
@@ -286,6 +296,92 @@ fn an_untrained_model_runs_from_frames_to_alerts_boxes_and_snapshots() {
     let mut stages = self::stages(&manifest, &quiet, Some(quiet_dir.clone()));
     assert!(run(&mut stages, &frames).is_empty());
     assert_eq!(std::fs::read_dir(&quiet_dir).unwrap().count(), 0);
+}
+
+#[test]
+fn snapshots_colour_only_the_region_the_model_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(dir.path(), &write_model(dir.path()), &GOOD);
+    let (width, height) = (80, 60);
+    let frames: Vec<_> = (0..3).map(|i| frame(i, width, height, 0)).collect();
+    let snapshots = dir.path().join("snapshots");
+    let settings = IndustrialSettings {
+        min_box_area: 1,
+        update_interval_ms: 0,
+        ..IndustrialSettings::default()
+    };
+    let mut stages = stages(&manifest, &settings, Some(snapshots.clone()));
+    let region = vigil::prepare::resize::Crop {
+        x: 12,
+        y: 10,
+        width: 48,
+        height: 40,
+    };
+    stages.prepare = IndustrialPrepare::new(SIDE, Normalisation::Half, Some(region)).unwrap();
+    let alerts = run(&mut stages, &frames);
+    let name = alerts[0].snapshot.as_ref().expect("a snapshot on new");
+    let image = vigil::io::png::read_png(&snapshots.join(name.as_str())).unwrap();
+    let layout = Layout::new(width, height).unwrap();
+    assert_eq!((image.width, image.height), (layout.width, height));
+    // The manifest's pixel threshold is 1: the colour bar spans 0..2.
+    let range = ScoreRange::up_to_twice(1.0).unwrap();
+    let legend = layout.legend(range).expect("80×60 holds the colour bar");
+    let pixel = |x: usize, y: usize| {
+        let at = (y * image.width + x) * 3;
+        [image.pixels[at], image.pixels[at + 1], image.pixels[at + 2]]
+    };
+    let inside = |x: usize, y: usize| {
+        (region.x..region.x + region.width).contains(&x)
+            && (region.y..region.y + region.height).contains(&y)
+    };
+    // The heatmap panel is grey outside the region (the frame is not: its pixels are
+    // [v, v − 10, v − 20]) and coloured inside it.
+    let mut coloured_inside = 0;
+    for y in 0..height {
+        for x in (0..width).filter(|&x| !legend.contains(x, y)) {
+            let [r, g, b] = pixel(layout.heat_x + x, y);
+            let grey = r == g && g == b;
+            if inside(x, y) {
+                coloured_inside += usize::from(!grey);
+            } else {
+                assert!(
+                    grey,
+                    "({x}, {y}) outside the region is coloured: {:?}",
+                    [r, g, b]
+                );
+            }
+        }
+    }
+    assert!(
+        coloured_inside > region.width * region.height / 2,
+        "{coloured_inside}"
+    );
+    // The frame panel outlines the region, dashed, where no box is drawn over it (this
+    // untrained model's one box fills the region, so the box's outline is what shows).
+    let corner = pixel(region.x, region.y);
+    assert!(
+        corner == REGION_COLOUR || corner == BOX_COLOUR,
+        "{corner:?}"
+    );
+    for y in 0..height {
+        for x in (0..width).filter(|&x| pixel(x, y) == REGION_COLOUR) {
+            let on_edge = x == region.x
+                || x == region.x + region.width - 1
+                || y == region.y
+                || y == region.y + region.height - 1;
+            assert!(inside(x, y) && on_edge, "region colour at ({x}, {y})");
+        }
+    }
+    for alert in &alerts {
+        for r in &alert.regions {
+            let (x, y) = (r.x as usize, r.y as usize);
+            assert!(inside(x, y), "{r:?} is outside the model's region");
+            assert!(
+                inside(x + r.width as usize - 1, y + r.height as usize - 1),
+                "{r:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -551,7 +647,7 @@ fn png_frames_through_gstreamer_raise_alerts_with_snapshots() {
     // Frames are captured at the profile's 64×48, not the files' 96×72.
     assert_eq!(
         read_png_size(&dir.path().join("snapshots").join(snapshot)),
-        (64, 48)
+        snapshot_size(64, 48)
     );
     for alert in &alerts {
         for region in alert["regions"].as_array().unwrap() {

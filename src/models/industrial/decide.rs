@@ -266,9 +266,9 @@ impl IndustrialDecide {
         self.found.iter().map(DefectBox::to_region).collect()
     }
 
-    /// Writes the frame's heatmap as `<stream>-<event>-<frame seq>.heatmap.png`; returns the
-    /// file name, or `None` (logged) when it could not be written: the alert matters more than
-    /// its picture.
+    /// Writes the frame's snapshot (the frame and its heatmap over the model's region, side by
+    /// side) as `<stream>-<event>-<frame seq>.heatmap.png`; returns the file name, or `None`
+    /// (logged) when it could not be written: the alert matters more than its picture.
     fn snapshot(&mut self, maps: &PixelMaps) -> Option<SnapshotName> {
         let dir = self.snapshot_dir.as_ref()?;
         let mut stem: SnapshotName = heapless::String::new();
@@ -287,6 +287,7 @@ impl IndustrialDecide {
         let map = MapView {
             scores: &self.map,
             side: maps.side,
+            region: maps.region,
         };
         match self
             .overlay

@@ -108,6 +108,10 @@ impl IndustrialSpec {
 }
 
 /// The detect stage of a factory-line stream.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per stream, built once and moved into its stage thread: its size is never copied in a loop"
+)]
 pub enum IndustrialDetector {
     Isstad(IsstadDetector),
     PatchCore(Box<PatchCoreDetector>),

@@ -56,7 +56,7 @@ pub fn greedy_coreset(
     dim: usize,
     config: &CoresetConfig,
 ) -> Result<Vec<usize>, CoresetError> {
-    if dim == 0 || features.len() % dim != 0 {
+    if dim == 0 || !features.len().is_multiple_of(dim) {
         return Err(CoresetError::Shape {
             values: features.len(),
             dim,

@@ -45,7 +45,7 @@ impl NearestNeighbours {
     /// A searcher over `bank` (`rows × dim`, row-major), running its products on `threads`
     /// threads (1: the calling thread only).
     pub fn new(bank: Vec<f32>, dim: usize, threads: usize) -> Result<Self, SearchError> {
-        if dim == 0 || bank.is_empty() || bank.len() % dim != 0 {
+        if dim == 0 || bank.is_empty() || !bank.len().is_multiple_of(dim) {
             return Err(SearchError::Bank {
                 values: bank.len(),
                 dim,
