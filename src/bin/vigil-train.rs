@@ -571,11 +571,7 @@ fn run(cli: Cli) -> Result<()> {
             let outputs = vigil::train::parity::run_plan_outputs(&plan, &array.shape, &array.data)?;
             let shapes = vigil::train::parity::output_shapes(&plan)?;
             for (index, (values, shape)) in outputs.iter().zip(&shapes).enumerate().skip(1) {
-                write_npy(
-                    &output.with_extension(format!("{index}.npy")),
-                    shape,
-                    values,
-                )?;
+                write_npy(output.with_extension(format!("{index}.npy")), shape, values)?;
             }
             Ok(())
         }
