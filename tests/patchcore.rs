@@ -268,6 +268,11 @@ fn bad_folders_and_images_are_refused_by_name_before_a_run_folder_exists() {
         assert!(!out.exists(), "a failed fit leaves no run folder: {err}");
         err
     };
+    let err = refuse(&dir.path().join("absent"));
+    assert!(
+        err.contains("no good images") && err.contains("absent"),
+        "{err}"
+    );
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let err = refuse(&empty);
@@ -360,4 +365,46 @@ fn a_bank_fitted_for_another_backbone_or_size_is_refused_naming_the_bank() {
         bank.header.patches *= 4;
     });
     assert!(err.contains("feature layers"), "{err}");
+}
+
+#[test]
+fn vigil_check_refuses_a_region_outside_the_frame_and_isstad_settings_on_patchcore() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |industrial: &str| {
+        let text = format!(
+            r#"
+[box]
+name = "test"
+[alerts]
+journal = "journal"
+sinks = [{{ kind = "jsonl", name = "file", path = "alerts.jsonl" }}]
+[[stream]]
+name = "line0"
+model = "patchcore-brick"
+source = {{ kind = "gstreamer", pipeline = "videotestsrc" }}
+[stream.industrial]
+capture_width = 640
+capture_height = 480
+{industrial}
+"#
+        );
+        let profile = vigil::Profile::parse(&text, &dir.path().join("profile.toml")).unwrap();
+        vigil::runtime::check(&profile).map_err(|err| err.to_string())
+    };
+    // The shipped model and a region inside the frame pass.
+    check("region = { x = 208, y = 128, width = 224, height = 224 }").unwrap();
+    let err = check("region = { x = 500, y = 128, width = 224, height = 224 }").unwrap_err();
+    assert!(
+        err.contains("stream line0")
+            && err.contains(
+                "industrial.region = 224×224 at (500, 128): must lie inside the 640×480 frame"
+            ),
+        "{err}"
+    );
+    // ISSTAD's image-score rules do not apply to PatchCore's own score.
+    let err = check("image_score = \"max\"").unwrap_err();
+    assert!(
+        err.contains("industrial.image_score") && err.contains("PatchCore"),
+        "{err}"
+    );
 }

@@ -131,6 +131,13 @@ pub fn good_images(data: &Path) -> Result<Vec<PathBuf>, IndustrialFitError> {
     } else {
         data.to_path_buf()
     };
+    if !folder.is_dir() {
+        return Err(IndustrialFitError::Data {
+            what: "no good images",
+            detail: "expected a folder of PNGs or an MVTec AD category (train/good)".into(),
+            path: folder,
+        });
+    }
     Ok(read_good_folder(&folder)?)
 }
 
