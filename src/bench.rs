@@ -615,8 +615,8 @@ fn isstad_int8_against_fp32(
 
 pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, BenchError> {
     use crate::models::industrial::{
-        IndustrialDecide, IndustrialDetector, IndustrialPrepare, IndustrialSettings,
-        IndustrialSpec, IsstadDetector, IsstadSpec, Normalisation,
+        IndustrialDetector, IndustrialPrepare, IndustrialSpec, IsstadDetector, IsstadSpec,
+        Normalisation,
     };
     const INT8: &str = "isstad-edge-brick";
     const FP32: &str = "isstad-edge-brick-fp32";
@@ -637,42 +637,13 @@ pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, Be
     let (peer, peer_ms) = peer?;
 
     let plan = Plan::load(&manifest, INT8).map_err(setup)?;
-    let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let decide = CountFrames {
-        inner: IndustrialDecide::new(
-            "bench",
-            &IndustrialSpec::Isstad(spec.clone()),
-            &IndustrialSettings::default(),
-            None,
-        )
-        .map_err(setup)?,
-        decided: decided.clone(),
-    };
-    let metrics = Metrics::new();
-    let (alerts, _unused) = crossbeam_channel::bounded(1);
-    let started = Instant::now();
-    let pipeline = Pipeline::spawn(
-        "bench",
-        RepeatFrame {
-            frame,
-            until: started + Duration::from_secs_f64(pipeline_seconds),
-            seq: 0,
-        },
+    let rate = industrial_pipeline_rate(
+        &IndustrialSpec::Isstad(spec.clone()),
         IndustrialPrepare::new(spec.side, Normalisation::Half, None).map_err(setup)?,
         IndustrialDetector::Isstad(IsstadDetector::new(&plan).map_err(setup)?),
-        decide,
-        alerts,
-        &metrics,
-        PipelineSettings::default(),
-    )
-    .map_err(setup)?;
-    pipeline.wait().map_err(setup)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let frames_decided = decided.load(std::sync::atomic::Ordering::Relaxed);
-    let frames_dropped = ["prepare", "detect", "decide"]
-        .iter()
-        .map(|stage| metrics.frames_dropped("bench", stage).get())
-        .sum();
+        frame,
+        pipeline_seconds,
+    )?;
     Ok(IsstadBench {
         int8: Comparison {
             what: format!("{INT8}, one {0}×{0} frame, 1 thread", spec.side),
@@ -682,9 +653,9 @@ pub fn isstad_edge(runs: usize, pipeline_seconds: f64) -> Result<IsstadBench, Be
         },
         fp32_ms,
         int8_speedup,
-        pipeline_fps: frames_decided as f64 / elapsed,
-        frames_decided,
-        frames_dropped,
+        pipeline_fps: rate.fps,
+        frames_decided: rate.decided,
+        frames_dropped: rate.dropped,
         peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
     })
 }
@@ -747,8 +718,7 @@ pub fn patchcore(runs: usize, pipeline_seconds: f64) -> Result<PatchCoreBench, B
     use crate::models::industrial::patchcore::search::NearestNeighbours;
     use crate::models::industrial::patchcore::{PatchCoreDetector, PatchCoreSpec, PatchFeatures};
     use crate::models::industrial::{
-        IndustrialDecide, IndustrialDetector, IndustrialPrepare, IndustrialSettings,
-        IndustrialSpec, Normalisation,
+        IndustrialDetector, IndustrialPrepare, IndustrialSpec, Normalisation,
     };
     const MODEL: &str = "patchcore-brick";
     let manifest = Manifest::shipped().map_err(setup)?;
@@ -828,38 +798,13 @@ pub fn patchcore(runs: usize, pipeline_seconds: f64) -> Result<PatchCoreBench, B
     let search_peer = number(&peer, "search_ms")?;
     let best_backbone = int8_peer.map_or(fp32_peer, |int8| int8.min(fp32_peer));
 
-    let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let model = IndustrialSpec::PatchCore(spec.clone());
-    let decide = CountFrames {
-        inner: IndustrialDecide::new("bench", &model, &IndustrialSettings::default(), None)
-            .map_err(setup)?,
-        decided: decided.clone(),
-    };
-    let metrics = Metrics::new();
-    let (alerts, _unused) = crossbeam_channel::bounded(1);
-    let started = Instant::now();
-    let pipeline = Pipeline::spawn(
-        "bench",
-        RepeatFrame {
-            frame: frames[0].clone(),
-            until: started + Duration::from_secs_f64(pipeline_seconds),
-            seq: 0,
-        },
+    let rate = industrial_pipeline_rate(
+        &IndustrialSpec::PatchCore(spec.clone()),
         IndustrialPrepare::new(side, Normalisation::ImageNet, None).map_err(setup)?,
         IndustrialDetector::new(&plan, &manifest.dir).map_err(setup)?,
-        decide,
-        alerts,
-        &metrics,
-        PipelineSettings::default(),
-    )
-    .map_err(setup)?;
-    pipeline.wait().map_err(setup)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let frames_decided = decided.load(std::sync::atomic::Ordering::Relaxed);
-    let frames_dropped = ["prepare", "detect", "decide"]
-        .iter()
-        .map(|stage| metrics.frames_dropped("bench", stage).get())
-        .sum();
+        frames[0].clone(),
+        pipeline_seconds,
+    )?;
     Ok(PatchCoreBench {
         model: MODEL.into(),
         backbone: Comparison {
@@ -882,10 +827,64 @@ pub fn patchcore(runs: usize, pipeline_seconds: f64) -> Result<PatchCoreBench, B
             peer: "best onnxruntime + numpy".into(),
             peer_ms: best_backbone + search_peer,
         },
-        pipeline_fps: frames_decided as f64 / elapsed,
-        frames_decided,
-        frames_dropped,
+        pipeline_fps: rate.fps,
+        frames_decided: rate.decided,
+        frames_dropped: rate.dropped,
         peak_rss_mib: peak_rss_mib().unwrap_or(f64::NAN),
+    })
+}
+
+/// What the factory-line pipeline sustains: frames decided per second, frames decided and
+/// dropped, with `frame` offered as fast as the source can for `seconds`.
+#[derive(Debug, Clone, Copy)]
+struct PipelineRate {
+    fps: f64,
+    decided: u64,
+    dropped: u64,
+}
+
+fn industrial_pipeline_rate(
+    model: &crate::models::industrial::IndustrialSpec,
+    prepare: crate::models::industrial::IndustrialPrepare,
+    detect: crate::models::industrial::IndustrialDetector,
+    frame: crate::capture::VideoFrame,
+    seconds: f64,
+) -> Result<PipelineRate, BenchError> {
+    use crate::models::industrial::{IndustrialDecide, IndustrialSettings};
+    let decided = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let decide = CountFrames {
+        inner: IndustrialDecide::new("bench", model, &IndustrialSettings::default(), None)
+            .map_err(setup)?,
+        decided: decided.clone(),
+    };
+    let metrics = Metrics::new();
+    let (alerts, _unused) = crossbeam_channel::bounded(1);
+    let started = Instant::now();
+    let pipeline = Pipeline::spawn(
+        "bench",
+        RepeatFrame {
+            frame,
+            until: started + Duration::from_secs_f64(seconds),
+            seq: 0,
+        },
+        prepare,
+        detect,
+        decide,
+        alerts,
+        &metrics,
+        PipelineSettings::default(),
+    )
+    .map_err(setup)?;
+    pipeline.wait().map_err(setup)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let decided = decided.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(PipelineRate {
+        fps: decided as f64 / elapsed,
+        decided,
+        dropped: ["prepare", "detect", "decide"]
+            .iter()
+            .map(|stage| metrics.frames_dropped("bench", stage).get())
+            .sum(),
     })
 }
 

@@ -71,6 +71,42 @@ pub enum IndustrialError {
     Detector(#[from] DetectorError),
 }
 
+/// The input every factory-line graph takes: one `image`, f32 `[1, 3, side, side]`. Refuses
+/// another, naming the tensor and what it is.
+fn check_image_input(
+    spec: &crate::detector::ModelSpec,
+    side: usize,
+) -> Result<(), IndustrialError> {
+    use self::model::INPUT;
+    use crate::detector::{ElementType, TensorSpec};
+    let tensor = |tensor: &str, expected: String, got: String| IndustrialError::Tensor {
+        model: spec.name.clone(),
+        tensor: tensor.into(),
+        expected,
+        got,
+    };
+    match spec.inputs.as_slice() {
+        [input] if input.label() == INPUT => {
+            if input.dtype != ElementType::F32 || input.shape != [1, 3, side, side] {
+                return Err(tensor(
+                    INPUT,
+                    format!("F32 {:?} (image_size {side})", [1, 3, side, side]),
+                    format!("{:?} {:?}", input.dtype, input.shape),
+                ));
+            }
+            Ok(())
+        }
+        inputs => Err(tensor(
+            "inputs",
+            format!("one input named {INPUT:?}"),
+            format!(
+                "{:?}",
+                inputs.iter().map(TensorSpec::label).collect::<Vec<_>>()
+            ),
+        )),
+    }
+}
+
 /// `[stream.industrial]` in a profile. Thresholds default to the model's manifest entry, which
 /// `vigil-train isstad eval` fitted on held-out normal images.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

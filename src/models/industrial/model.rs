@@ -132,27 +132,7 @@ impl IsstadSpec {
         };
         let describe = |t: &TensorSpec| format!("{:?} {:?}", t.dtype, t.shape);
         let map_shape = [1, side, side];
-        match spec.inputs.as_slice() {
-            [input] if input.label() == INPUT => {
-                if input.dtype != ElementType::F32 || input.shape != [1, 3, side, side] {
-                    return Err(tensor(
-                        INPUT,
-                        format!("F32 {:?} (image_size {side})", [1, 3, side, side]),
-                        describe(input),
-                    ));
-                }
-            }
-            inputs => {
-                return Err(tensor(
-                    "inputs",
-                    format!("one input named {INPUT:?}"),
-                    format!(
-                        "{:?}",
-                        inputs.iter().map(TensorSpec::label).collect::<Vec<_>>()
-                    ),
-                ));
-            }
-        }
+        super::check_image_input(spec, side)?;
         for name in [PROBABILITY, RECONSTRUCTION_ERROR] {
             let Some((_, output)) = spec.output(name) else {
                 return Err(tensor(

@@ -26,8 +26,9 @@ use crate::models::industrial::anomaly_map::GaussianBlur;
 use crate::pipeline::StageError;
 use crate::prepare::resize::bilinear_taps;
 
-/// The backbone's input name, as `vigil-train industrial` exports it.
-pub const INPUT: &str = "image";
+/// The backbone's input name, as `vigil-train industrial` exports it: every factory-line
+/// graph's.
+pub const INPUT: &str = crate::models::industrial::model::INPUT;
 
 /// σ of the pixel map's blur when a manifest entry does not give `map_sigma`: PatchCore's.
 const DEFAULT_MAP_SIGMA: f32 = 4.0;
@@ -121,27 +122,7 @@ impl PatchCoreSpec {
             got,
         };
         let describe = |t: &TensorSpec| format!("{:?} {:?}", t.dtype, t.shape);
-        match spec.inputs.as_slice() {
-            [input] if input.label() == INPUT => {
-                if input.dtype != ElementType::F32 || input.shape != [1, 3, side, side] {
-                    return Err(tensor(
-                        INPUT,
-                        format!("F32 {:?} (image_size {side})", [1, 3, side, side]),
-                        describe(input),
-                    ));
-                }
-            }
-            inputs => {
-                return Err(tensor(
-                    "inputs",
-                    format!("one input named {INPUT:?}"),
-                    format!(
-                        "{:?}",
-                        inputs.iter().map(TensorSpec::label).collect::<Vec<_>>()
-                    ),
-                ));
-            }
-        }
+        crate::models::industrial::check_image_input(spec, side)?;
         let mut taps = Vec::with_capacity(spec.outputs.len());
         for output in &spec.outputs {
             let [1, channels, height, width] = output.shape[..] else {
