@@ -100,12 +100,7 @@ fn stages(manifest: &Manifest, model: &str, settings: &IndustrialSettings) -> St
     let detect = IndustrialDetector::new(&plan, &manifest.dir).unwrap();
     let spec = detect.spec();
     Stages {
-        prepare: IndustrialPrepare::new(
-            spec.side(),
-            spec.normalisation(),
-            settings.region.map(Region::to_crop),
-        )
-        .unwrap(),
+        prepare: spec.prepare(settings).unwrap(),
         decide: IndustrialDecide::new("line1", &spec, settings, None).unwrap(),
         detect,
     }
@@ -188,6 +183,10 @@ fn fit_eval_install_and_run_on_a_brick_line() {
     let spec = manifest.model(&name).unwrap();
     assert_eq!(spec.family, "patchcore");
     assert_eq!(spec.threshold, t.image as f32);
+    assert_eq!(
+        spec.settings.get("part_size").map(ToString::to_string),
+        Some("[224, 224]".to_string())
+    );
 
     // The runtime: held-out good parts raise nothing, a hole raises one event with a box on it.
     let settings = IndustrialSettings {
@@ -256,6 +255,69 @@ fn fit_eval_install_and_run_on_a_brick_line() {
             (alone.x + x as u32, alone.y + y as u32)
         );
         assert_eq!((inside.width, inside.height), (alone.width, alone.height));
+    }
+
+    // Two parts side by side in one 448×224 region, cut into tiles of the fitted part size:
+    // two good parts raise nothing; a good part beside the holed one raises an event whose
+    // boxes lie on the holed part.
+    let two_parts = |left: &Path, right: &Path, seq: u64| {
+        let (l, r) = (
+            framed(left, seq, SIDE, SIDE, 0, 0),
+            framed(right, seq, SIDE, SIDE, 0, 0),
+        );
+        let (width, height) = (640, 480);
+        let mut rgb = vec![128u8; width * height * 3];
+        for row in 0..SIDE {
+            for (part, left_edge) in [(&l, 100), (&r, 100 + SIDE)] {
+                let from = &part.rgb[row * SIDE * 3..(row + 1) * SIDE * 3];
+                let at = ((120 + row) * width + left_edge) * 3;
+                rgb[at..at + from.len()].copy_from_slice(from);
+            }
+        }
+        video_frame(seq, width, height, rgb)
+    };
+    let tiled = IndustrialSettings {
+        region: Some(Region {
+            x: 100,
+            y: 120,
+            width: 2 * SIDE as u32,
+            height: SIDE as u32,
+        }),
+        tiles: true,
+        ..in_region.clone()
+    };
+    let good_pair: Vec<VideoFrame> = (0..3)
+        .map(|i| {
+            two_parts(
+                &record.validation_images[0],
+                &record.validation_images[1],
+                i,
+            )
+        })
+        .collect();
+    let mut line = stages(&manifest, &name, &tiled);
+    let (alerts, scores) = run(&mut line, &good_pair);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+    // The frame's score is its worse tile's: the larger of the two parts' own scores.
+    let expected = t.validation_scores[0].max(t.validation_scores[1]);
+    assert!((f64::from(scores[0]) - expected).abs() < 1e-4, "{scores:?}");
+    let holed_pair: Vec<VideoFrame> = (0..3)
+        .map(|i| two_parts(&record.validation_images[0], &holes[0], i))
+        .collect();
+    let mut line = stages(&manifest, &name, &tiled);
+    let (alerts, _) = run(&mut line, &holed_pair);
+    assert_eq!(
+        alerts.first().map(|a| a.phase),
+        Some(Phase::New),
+        "{alerts:#?}"
+    );
+    let right_part = 100 + SIDE as u32;
+    assert!(!alerts[0].regions.is_empty(), "{alerts:#?}");
+    for region in &alerts[0].regions {
+        assert!(
+            region.x + region.width / 2 >= right_part,
+            "box {region:?} is not on the holed part"
+        );
     }
 }
 
@@ -401,6 +463,8 @@ capture_height = 480
             ),
         "{err}"
     );
+    // Tiles of the fitted part size.
+    check("region = { x = 0, y = 0, width = 640, height = 480 }\ntiles = true").unwrap();
     // ISSTAD's image-score rules do not apply to PatchCore's own score.
     let err = check("image_score = \"max\"").unwrap_err();
     assert!(

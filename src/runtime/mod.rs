@@ -438,12 +438,9 @@ fn industrial_stages(
         .as_ref()
         .map(|dir| profile.resolve(dir));
     Ok(Stages::Industrial {
-        prepare: IndustrialPrepare::new(
-            model.side(),
-            model.normalisation(),
-            settings.region.map(|region| region.to_crop()),
-        )
-        .map_err(|err| stream_error(stream, err))?,
+        prepare: model
+            .prepare(&settings)
+            .map_err(|err| stream_error(stream, err))?,
         detect,
         decide: Box::new(
             IndustrialDecide::new(&stream.name, &model, &settings, snapshot_dir)

@@ -7,10 +7,11 @@ use std::path::Path;
 use super::anomaly_map::ImageScore;
 use super::model::{IsstadDetector, IsstadSpec, MapOutputs, PixelMaps};
 use super::patchcore::{PatchCoreDetector, PatchCoreSpec};
-use super::prepare::{FrameInput, Normalisation};
+use super::prepare::{FrameInput, IndustrialPrepare, Normalisation};
 use super::{IndustrialError, IndustrialSettings};
 use crate::detector::Plan;
 use crate::pipeline::{Detect, StageError};
+use crate::prepare::resize::Crop;
 
 /// Which method a manifest entry is, with its checked settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +99,53 @@ impl IndustrialSpec {
         }
     }
 
+    /// The tile size, in frame pixels, the profile's `tiles` asks for: the parts the PatchCore
+    /// model was fitted on; `None` when tiles are off.
+    pub fn tile_size(
+        &self,
+        settings: &IndustrialSettings,
+    ) -> Result<Option<(usize, usize)>, IndustrialError> {
+        if !settings.tiles {
+            return Ok(None);
+        }
+        let refuse = |detail: String| IndustrialError::Setting {
+            key: "tiles",
+            value: "true".into(),
+            detail,
+        };
+        match self {
+            Self::Isstad(spec) => Err(refuse(format!(
+                "model {} is an ISSTAD-edge model, which scores whole frames; tiles apply to PatchCore models",
+                spec.model
+            ))),
+            Self::PatchCore(spec) => spec.part_size.map(Some).ok_or_else(|| {
+                refuse(format!(
+                    "model {} records no part_size (the size of the images it was fitted on): fit and install it again with vigil-train industrial",
+                    spec.model
+                ))
+            }),
+        }
+    }
+
+    /// The prepare stage a stream of this model needs under `settings`: the model's input
+    /// side and normalisation, the profile's region, and its tiles when asked for.
+    pub fn prepare(
+        &self,
+        settings: &IndustrialSettings,
+    ) -> Result<IndustrialPrepare, IndustrialError> {
+        IndustrialPrepare::tiled(
+            self.side(),
+            self.normalisation(),
+            settings.region.map(|region| region.to_crop()),
+            self.tile_size(settings)?,
+        )
+        .map_err(|err| IndustrialError::Setting {
+            key: "region",
+            value: format!("{:?}", settings.region),
+            detail: err.to_string(),
+        })
+    }
+
     /// The fitted image threshold for the profile's score rule, if the model carries one.
     pub fn threshold_for(&self, rule: Option<ImageScore>) -> Option<f32> {
         match (self, rule) {
@@ -145,6 +193,15 @@ impl Detect for IndustrialDetector {
     fn detect(&mut self, input: FrameInput) -> Result<PixelMaps, StageError> {
         let (side, outputs) = match self {
             Self::Isstad(detector) => {
+                if input.tiles.len() != 1 {
+                    return Err(StageError {
+                        stage: "detect defects",
+                        detail: format!(
+                            "{} tiles for an ISSTAD-edge model, which takes one image per frame",
+                            input.tiles.len()
+                        ),
+                    });
+                }
                 let side = detector.spec().side;
                 let (probabilities, reconstruction_error) = detector.run(&input.image)?;
                 (
@@ -156,14 +213,34 @@ impl Detect for IndustrialDetector {
                 )
             }
             Self::PatchCore(detector) => {
-                let score = detector.run(&input.image)?;
-                (
-                    detector.spec().side,
-                    MapOutputs::Scored {
-                        map: detector.map().to_vec(),
-                        score,
-                    },
-                )
+                let side = detector.spec().side;
+                let block = 3 * side * side;
+                if input.tiles.len() == 1 {
+                    let score = detector.run(&input.image)?;
+                    (
+                        side,
+                        MapOutputs::Scored {
+                            map: detector.map().to_vec(),
+                            score,
+                        },
+                    )
+                } else {
+                    let out_side = mosaic_side(&input.tiles, side);
+                    let mut map = vec![f32::NEG_INFINITY; out_side * out_side];
+                    let mut score = f32::NEG_INFINITY;
+                    for (tile, image) in input.tiles.iter().zip(input.image.chunks_exact(block)) {
+                        score = score.max(detector.run(image)?);
+                        paste_tile(
+                            input.region,
+                            *tile,
+                            detector.map(),
+                            side,
+                            &mut map,
+                            out_side,
+                        );
+                    }
+                    (out_side, MapOutputs::Scored { map, score })
+                }
             }
         };
         Ok(PixelMaps {
@@ -172,5 +249,147 @@ impl Detect for IndustrialDetector {
             side,
             outputs,
         })
+    }
+}
+
+/// Most pixels a side of a tiled region's map may have.
+const MAX_MOSAIC_SIDE: usize = 2048;
+
+/// Side of the square map over a tiled region: each tile keeps about its own map's resolution
+/// along the region's longer run of tiles.
+fn mosaic_side(tiles: &[Crop], side: usize) -> usize {
+    let distinct = |key: fn(&Crop) -> usize| {
+        let mut values: Vec<usize> = tiles.iter().map(key).collect();
+        values.sort_unstable();
+        values.dedup();
+        values.len()
+    };
+    let across = distinct(|t| t.x).max(distinct(|t| t.y)).max(1);
+    (side * across).min(MAX_MOSAIC_SIDE)
+}
+
+/// Writes a tile's `side`×`side` map into the square `out_side` map over `region`, sampling it
+/// bilinearly at each covered pixel's centre; where tiles overlap the larger value stays.
+fn paste_tile(
+    region: Crop,
+    tile: Crop,
+    tile_map: &[f32],
+    side: usize,
+    out: &mut [f32],
+    out_side: usize,
+) {
+    let scale_x = region.width as f64 / out_side as f64;
+    let scale_y = region.height as f64 / out_side as f64;
+    let sample = |position: f64, start: usize, length: usize| {
+        // Frame position to the tile map's pixel coordinate (half-pixel centres), clamped.
+        let local = (position - start as f64) * side as f64 / length as f64 - 0.5;
+        let local = local.clamp(0.0, (side - 1) as f64);
+        let low = local.floor() as usize;
+        (low, (low + 1).min(side - 1), (local - low as f64) as f32)
+    };
+    for v in 0..out_side {
+        let y = region.y as f64 + (v as f64 + 0.5) * scale_y;
+        if y < tile.y as f64 || y >= (tile.y + tile.height) as f64 {
+            continue;
+        }
+        let (top, bottom, fy) = sample(y, tile.y, tile.height);
+        for u in 0..out_side {
+            let x = region.x as f64 + (u as f64 + 0.5) * scale_x;
+            if x < tile.x as f64 || x >= (tile.x + tile.width) as f64 {
+                continue;
+            }
+            let (left, right, fx) = sample(x, tile.x, tile.width);
+            let at = |row: usize, column: usize| tile_map[row * side + column];
+            let upper = at(top, left) + (at(top, right) - at(top, left)) * fx;
+            let lower = at(bottom, left) + (at(bottom, right) - at(bottom, left)) * fx;
+            let value = upper + (lower - upper) * fy;
+            let slot = &mut out[v * out_side + u];
+            *slot = slot.max(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_need_a_patchcore_model_that_records_its_part_size() {
+        let tiled = IndustrialSettings {
+            tiles: true,
+            ..IndustrialSettings::default()
+        };
+        let isstad = IndustrialSpec::Isstad(IsstadSpec {
+            model: "isstad-x".into(),
+            side: 32,
+            map_sigma: 4.0,
+            image_threshold: 1.0,
+            pixel_threshold: Some(1.0),
+            rule_thresholds: Vec::new(),
+        });
+        let err = isstad.tile_size(&tiled).unwrap_err().to_string();
+        assert!(
+            err.contains("industrial.tiles") && err.contains("ISSTAD-edge"),
+            "{err}"
+        );
+        assert_eq!(
+            isstad.tile_size(&IndustrialSettings::default()).unwrap(),
+            None
+        );
+        let patchcore = |part_size| {
+            IndustrialSpec::PatchCore(PatchCoreSpec {
+                model: "patchcore-x".into(),
+                side: 224,
+                taps: Vec::new(),
+                map_sigma: 4.0,
+                neighbours: 9,
+                image_threshold: 1.0,
+                pixel_threshold: Some(1.0),
+                part_size,
+                backbone_sha256: String::new(),
+                bank: std::path::PathBuf::new(),
+            })
+        };
+        assert_eq!(
+            patchcore(Some((300, 200))).tile_size(&tiled).unwrap(),
+            Some((300, 200))
+        );
+        let err = patchcore(None).tile_size(&tiled).unwrap_err().to_string();
+        assert!(err.contains("no part_size"), "{err}");
+    }
+
+    #[test]
+    fn tiles_paste_into_one_map_over_the_region() {
+        // Two 2×2-pixel tiles side by side over a 4×2 region, each with a constant 2×2 map; the
+        // region's map is 4×4 (two tiles across), the left half from the first tile, the right
+        // from the second.
+        let region = Crop::whole(4, 2);
+        let tiles = [
+            Crop {
+                x: 0,
+                y: 0,
+                width: 2,
+                height: 2,
+            },
+            Crop {
+                x: 2,
+                y: 0,
+                width: 2,
+                height: 2,
+            },
+        ];
+        let out_side = mosaic_side(&tiles, 2);
+        assert_eq!(out_side, 4);
+        let mut out = vec![f32::NEG_INFINITY; 16];
+        paste_tile(region, tiles[0], &[1.0; 4], 2, &mut out, out_side);
+        paste_tile(region, tiles[1], &[5.0; 4], 2, &mut out, out_side);
+        for row in out.chunks_exact(4) {
+            assert_eq!(row, &[1.0, 1.0, 5.0, 5.0]);
+        }
+        // Overlapping tiles keep the larger value.
+        let mut out = vec![f32::NEG_INFINITY; 16];
+        paste_tile(region, Crop::whole(3, 2), &[2.0; 4], 2, &mut out, out_side);
+        paste_tile(region, tiles[1], &[1.0; 4], 2, &mut out, out_side);
+        assert_eq!(&out[..4], &[2.0, 2.0, 2.0, 1.0]);
     }
 }

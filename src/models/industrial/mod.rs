@@ -121,6 +121,12 @@ pub struct IndustrialSettings {
     /// the fitting images did.
     #[serde(default)]
     pub region: Option<Region>,
+    /// Cut the region into tiles the size of the parts a PatchCore model was fitted on (its
+    /// manifest's `part_size`), each seen at that scale; the frame's score is the largest
+    /// tile's and its map covers the region. For a region holding several parts' worth of
+    /// pixels, where one resize to the model's input would shrink every defect.
+    #[serde(default)]
+    pub tiles: bool,
     /// Image score at or above which a defect event opens; default: the manifest's `threshold`.
     #[serde(default)]
     pub threshold: Option<f32>,
@@ -229,6 +235,7 @@ impl Default for IndustrialSettings {
         Self {
             image_score: None,
             region: None,
+            tiles: false,
             threshold: None,
             off_threshold: None,
             pixel_threshold: None,

@@ -257,6 +257,12 @@ pub fn install(run: &RunDir, models_dir: &Path) -> Result<String, IndustrialFitE
     settings.insert("map_sigma", toml_edit::value(f64::from(record.map_sigma)));
     settings.insert("neighbours", toml_edit::value(record.neighbours as i64));
     settings.insert("pixel_threshold", toml_edit::value(record.thresholds.pixel));
+    if let Some((width, height)) = record.part_size {
+        let mut size = toml_edit::Array::new();
+        size.push(width as i64);
+        size.push(height as i64);
+        settings.insert("part_size", toml_edit::value(size));
+    }
     let mut metrics = toml_edit::InlineTable::new();
     metrics.insert("image_auroc", evaluation.image_auroc.into());
     metrics.insert("detected", evaluation.detected.into());

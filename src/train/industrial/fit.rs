@@ -104,6 +104,10 @@ pub struct FitRecord {
     pub backbone: PathBuf,
     pub backbone_sha256: String,
     pub image_size: usize,
+    /// The median width and height of the good images: the size of a part at the scale the
+    /// bank knows it.
+    #[serde(default)]
+    pub part_size: Option<(usize, usize)>,
     pub taps: Vec<TapShape>,
     pub train_images: Vec<PathBuf>,
     pub validation_images: Vec<PathBuf>,
@@ -197,6 +201,14 @@ pub fn split_good_images(
 /// Reads one image and resizes it to the model's normalised input, as a camera frame is;
 /// refuses an image smaller than the input.
 pub fn load_image(path: &Path, resizer: &mut FrameResizer) -> Result<Vec<f32>, IndustrialFitError> {
+    load_sized_image(path, resizer).map(|(input, _)| input)
+}
+
+/// [`load_image`], with the image's width and height.
+pub fn load_sized_image(
+    path: &Path,
+    resizer: &mut FrameResizer,
+) -> Result<(Vec<f32>, (usize, usize)), IndustrialFitError> {
     let image = read_png(path)?;
     let side = resizer.side();
     if image.width < side || image.height < side {
@@ -215,7 +227,7 @@ pub fn load_image(path: &Path, resizer: &mut FrameResizer) -> Result<Vec<f32>, I
             detail: err.to_string(),
             path: path.to_path_buf(),
         })?;
-    Ok(out)
+    Ok((out, (image.width, image.height)))
 }
 
 /// The resizer of PatchCore's backbone input: ImageNet's normalisation.
@@ -342,6 +354,7 @@ pub fn detector_spec(
         neighbours: record.neighbours,
         image_threshold: thresholds.map_or(f32::INFINITY, |t| t.image as f32),
         pixel_threshold: thresholds.map(|t| t.pixel as f32),
+        part_size: record.part_size,
         backbone_sha256: record.backbone_sha256.clone(),
         bank,
     }
@@ -369,17 +382,29 @@ pub fn fit(config: &FitConfig, out: &Path) -> Result<FitRecord, IndustrialFitErr
     let side = config.image_size;
     let mut resizer = imagenet_resizer(side)?;
     // Every image is read and checked before anything is written.
+    let mut sizes = Vec::new();
     let mut read = |paths: Vec<PathBuf>| -> Result<Vec<(PathBuf, Vec<f32>)>, IndustrialFitError> {
         paths
             .into_iter()
             .map(|path| {
-                let input = load_image(&path, &mut resizer)?;
+                let (input, size) = load_sized_image(&path, &mut resizer)?;
+                sizes.push(size);
                 Ok((path, input))
             })
             .collect()
     };
     let train = read(bank_images)?;
     let validation = read(validation_images)?;
+    let median = |mut values: Vec<usize>| {
+        values.sort_unstable();
+        values[values.len() / 2]
+    };
+    let part_size = (!sizes.is_empty()).then(|| {
+        (
+            median(sizes.iter().map(|s| s.0).collect()),
+            median(sizes.iter().map(|s| s.1).collect()),
+        )
+    });
     let taps = backbone_taps(&config.backbone, side)?;
     let backbone_sha256 = sha256_file(&config.backbone)?;
     let spec = backbone_spec(
@@ -442,6 +467,7 @@ pub fn fit(config: &FitConfig, out: &Path) -> Result<FitRecord, IndustrialFitErr
         backbone: config.backbone.clone(),
         backbone_sha256,
         image_size: side,
+        part_size,
         taps,
         train_images: train.iter().map(|(path, _)| path.clone()).collect(),
         validation_images: validation.iter().map(|(path, _)| path.clone()).collect(),

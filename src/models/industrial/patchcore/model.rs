@@ -48,6 +48,9 @@ pub struct PatchCoreSpec {
     pub image_threshold: f32,
     /// The fitted pixel-map threshold for defect boxes.
     pub pixel_threshold: Option<f32>,
+    /// Width and height, in pixels, of the good images the bank was fitted on (the manifest's
+    /// `part_size`): the scale the model knows parts at, and the tile size of a tiled region.
+    pub part_size: Option<(usize, usize)>,
     /// The backbone file's sha256 and the bank file, as the manifest lists them.
     pub backbone_sha256: String,
     pub bank: std::path::PathBuf,
@@ -88,6 +91,23 @@ fn finite(spec: &ModelSpec, key: &'static str) -> Result<Option<f32>, Industrial
         ));
     }
     Ok(Some(value))
+}
+
+/// `settings.part_size = [width, height]`, two positive integers, if present.
+fn part_size(spec: &ModelSpec) -> Result<Option<(usize, usize)>, IndustrialError> {
+    let Some(value) = spec.settings.get("part_size") else {
+        return Ok(None);
+    };
+    match value.as_array().map(Vec::as_slice) {
+        Some([toml::Value::Integer(w), toml::Value::Integer(h)]) if *w >= 1 && *h >= 1 => {
+            Ok(Some((*w as usize, *h as usize)))
+        }
+        _ => Err(setting(
+            spec,
+            "part_size",
+            format!("{value} is not [width, height] in pixels"),
+        )),
+    }
 }
 
 impl PatchCoreSpec {
@@ -148,6 +168,7 @@ impl PatchCoreSpec {
             neighbours: positive_integer(spec, "neighbours")?.unwrap_or(DEFAULT_NEIGHBOURS),
             image_threshold: spec.threshold,
             pixel_threshold: finite(spec, "pixel_threshold")?,
+            part_size: part_size(spec)?,
             backbone_sha256: backbone.sha256.clone(),
             bank: bank_dir.join(&bank.path),
         })
