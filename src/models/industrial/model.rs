@@ -199,11 +199,29 @@ pub struct IsstadDetector {
     reconstruction_error: Vec<f32>,
 }
 
-fn stage_error(detail: String) -> StageError {
+pub(in crate::models::industrial) fn stage_error(detail: String) -> StageError {
     StageError {
         stage: "detect defects",
         detail,
     }
+}
+
+/// Runs one normalised `[3, S, S]` image through a factory-line graph whose input is
+/// `input_shape` (`[1, 3, S, S]`); returns the graph's outputs.
+pub(in crate::models::industrial) fn run_image(
+    session: &mut Session,
+    input_shape: &[usize; 4],
+    image: &[f32],
+) -> Result<tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>, StageError> {
+    let input = Tensor::from_shape(input_shape, image).map_err(|err| {
+        stage_error(format!(
+            "image of {} values for input {input_shape:?}: {err:#}",
+            image.len()
+        ))
+    })?;
+    session
+        .run(vec![input])
+        .map_err(|err| stage_error(err.to_string()))
 }
 
 impl IsstadDetector {
@@ -232,17 +250,7 @@ impl IsstadDetector {
 
     /// Runs one `[3, S, S]` image; returns P and R, in buffers reused from run to run.
     pub fn run(&mut self, image: &[f32]) -> Result<(&[f32], &[f32]), StageError> {
-        let input = Tensor::from_shape(&self.input_shape, image).map_err(|err| {
-            stage_error(format!(
-                "image of {} values for input {:?}: {err:#}",
-                image.len(),
-                self.input_shape
-            ))
-        })?;
-        let outputs = self
-            .session
-            .run(vec![input])
-            .map_err(|err| stage_error(err.to_string()))?;
+        let outputs = run_image(&mut self.session, &self.input_shape, image)?;
         self.session
             .read_f32(&outputs, self.probability_output, &mut self.probabilities)
             .map_err(|err| stage_error(err.to_string()))?;

@@ -14,8 +14,6 @@
 
 use std::path::Path;
 
-use tract_onnx::prelude::Tensor;
-
 use super::bank::MemoryBank;
 use super::embed::{PatchEmbedder, TapShape};
 use super::search::{NearestNeighbours, squared_distance};
@@ -23,6 +21,7 @@ use super::{DEFAULT_NEIGHBOURS, FAMILY};
 use crate::detector::{ElementType, ModelSpec, Plan, Session, TensorSpec};
 use crate::models::industrial::IndustrialError;
 use crate::models::industrial::anomaly_map::GaussianBlur;
+use crate::models::industrial::model::{run_image, stage_error};
 use crate::pipeline::StageError;
 use crate::prepare::resize::bilinear_taps;
 
@@ -175,13 +174,6 @@ impl PatchCoreSpec {
     }
 }
 
-fn stage_error(detail: String) -> StageError {
-    StageError {
-        stage: "detect defects",
-        detail,
-    }
-}
-
 /// The backbone on tract and the patch features of its outputs: what the fit and the runtime
 /// both compute from an image.
 pub struct PatchFeatures {
@@ -216,17 +208,7 @@ impl PatchFeatures {
 
     /// The `patches × dim` features of one normalised `[3, S, S]` image.
     pub fn extract(&mut self, image: &[f32]) -> Result<&[f32], StageError> {
-        let input = Tensor::from_shape(&self.input_shape, image).map_err(|err| {
-            stage_error(format!(
-                "image of {} values for input {:?}: {err:#}",
-                image.len(),
-                self.input_shape
-            ))
-        })?;
-        let outputs = self
-            .session
-            .run(vec![input])
-            .map_err(|err| stage_error(err.to_string()))?;
+        let outputs = run_image(&mut self.session, &self.input_shape, image)?;
         for (ix, values) in self.tap_values.iter_mut().enumerate() {
             self.session
                 .read_f32(&outputs, ix, values)
