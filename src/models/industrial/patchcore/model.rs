@@ -23,7 +23,7 @@ use crate::models::industrial::IndustrialError;
 use crate::models::industrial::anomaly_map::GaussianBlur;
 use crate::models::industrial::model::{run_image, stage_error};
 use crate::pipeline::StageError;
-use crate::prepare::resize::bilinear_taps;
+use crate::prepare::resize::{Crop, resample_plane};
 
 /// The backbone's input name, as `vigil-train industrial` exports it: every factory-line
 /// graph's.
@@ -352,19 +352,10 @@ fn reweighted_max(
     (1.0 - first) * score
 }
 
-/// Bilinear resize (`align_corners=False`) of a `rows × columns` grid to `side × side`.
+/// Bilinear resize (`align_corners=False`) of a `rows × columns` grid to `side × side`: the
+/// resampling frames and training images go through.
 fn upsample(grid: &[f32], rows: usize, columns: usize, side: usize, out: &mut [f32]) {
-    let column_taps: Vec<_> = (0..side).map(|x| bilinear_taps(x, columns, side)).collect();
-    for (y, out_row) in out.chunks_exact_mut(side).enumerate() {
-        let (top, bottom, fy) = bilinear_taps(y, rows, side);
-        let upper_row = &grid[top * columns..][..columns];
-        let lower_row = &grid[bottom * columns..][..columns];
-        for (value, &(left, right, fx)) in out_row.iter_mut().zip(&column_taps) {
-            let upper = upper_row[left] + (upper_row[right] - upper_row[left]) * fx;
-            let lower = lower_row[left] + (lower_row[right] - lower_row[left]) * fx;
-            *value = upper + (lower - upper) * fy;
-        }
-    }
+    resample_plane(grid, columns, Crop::whole(columns, rows), side, false, out);
 }
 
 #[cfg(test)]
