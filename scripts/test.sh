@@ -59,6 +59,10 @@ $train isstad make-data --out "$work/patchcore" --side 224 --train 20 --test-goo
   --validation 6
 $train industrial fit --data "$work/patchcore/brick" --out "$work/patchcore-run"
 $train industrial eval --run "$work/patchcore-run" --install "$work/patchcore-models"
+# ISSTAD's pixel classifier on the same frozen backbone, one epoch: fit, export, eval, install.
+$train industrial fit --method isstad --data "$work/patchcore/brick" --out "$work/isstad-mnv2-run" \
+  --epochs 1 --batch-size 8
+$train industrial eval --run "$work/isstad-mnv2-run" --install "$work/isstad-mnv2-models"
 # MAVD: the authors' heads imported (every tensor checked) and exported as the runtime's
 # sliding-window graph, checked against burn.
 $train mavd import --out "$work/mavd-authors"

@@ -81,6 +81,7 @@ fn tiny_isstad_trains_exports_quantizes_and_finds_a_planted_defect() {
         &run_path,
         BackendKind::Flex,
         tiny_config(),
+        None,
     )
     .unwrap();
     assert!(summary.pixel_validation_auroc > 0.5, "{summary:?}");
@@ -92,7 +93,7 @@ fn tiny_isstad_trains_exports_quantizes_and_finds_a_planted_defect() {
         record.quantized_layers > 0 && record.int8_relative < 0.1,
         "{record:?}"
     );
-    let evaluation = evaluate(&run).unwrap();
+    let evaluation = evaluate(&run, None).unwrap();
     for result in [&evaluation.fp32, &evaluation.int8] {
         assert!(result.pixel_auroc.unwrap() > 0.6, "{evaluation:?}");
         assert!(result.aupro.is_some(), "{evaluation:?}");
@@ -110,7 +111,7 @@ fn tiny_isstad_trains_exports_quantizes_and_finds_a_planted_defect() {
     let image_level = read_category(&data).unwrap();
     assert!(!image_level.pixel_labels);
     assert!(image_level.test.iter().all(|t| t.mask.is_none()));
-    let again = evaluate(&run).unwrap();
+    let again = evaluate(&run, None).unwrap();
     assert_eq!(again.test_images, evaluation.test_images);
     for (before, after) in [
         (&evaluation.fp32, &again.fp32),
@@ -178,6 +179,7 @@ fn bad_training_inputs_are_refused_before_a_run_folder_exists() {
         &run_path,
         BackendKind::Flex,
         config.clone(),
+        None,
     )
     .unwrap_err()
     .to_string();
@@ -191,6 +193,7 @@ fn bad_training_inputs_are_refused_before_a_run_folder_exists() {
         &run_path,
         BackendKind::Flex,
         bad_model,
+        None,
     )
     .unwrap_err()
     .to_string();
@@ -206,4 +209,189 @@ fn bad_training_inputs_are_refused_before_a_run_folder_exists() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("cut.png"), "{err}");
+}
+
+/// ISSTAD's stage 2 on the frozen ImageNet MobileNetV2, the way a plant runs it:
+/// `industrial fit --method isstad` on a folder of good parts, `industrial eval` (export,
+/// thresholds from the held-out good images, fp32 and int8) and install, then the runtime's
+/// factory-line stages on held-out good frames and on a defect. One epoch on 8 images keeps it
+/// short; what is checked is the path, not the quality the card reports.
+#[test]
+fn isstad_on_the_pretrained_encoder_fits_evaluates_installs_and_runs() {
+    use vigil::capture::{Sample, Stamp, VideoFrame};
+    use vigil::detector::{Manifest, Plan};
+    use vigil::models::industrial::{IndustrialDecide, IndustrialDetector, IndustrialSettings};
+    use vigil::pipeline::{Decide, Detect, Prepare};
+    use vigil::train::industrial::fit::ValidationSource;
+    use vigil::train::industrial::isstad::{IsstadFitConfig, fit, is_isstad_run};
+    use vigil::train::isstad::pipeline::install;
+
+    let weights = repo("models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth");
+    assert!(
+        weights.exists(),
+        "{} is absent: the test command fetches it (scripts/fetch-mobilenet.sh)",
+        weights.display()
+    );
+    let texture = brick();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("brick");
+    let make = MakeDataConfig {
+        side: 224,
+        train_good: 8,
+        validation_good: 4,
+        test_good: 3,
+        test_per_defect: 1,
+        ..MakeDataConfig::default()
+    };
+    make_category(&texture, &data, &make).unwrap();
+    let config = IsstadFitConfig {
+        data: data.clone(),
+        weights: weights.clone(),
+        validation: None,
+        validation_every: 5,
+        encoder: vigil::train::isstad::model::EncoderKind::MobileNetV2,
+        mae_epochs: 0,
+        epochs: 1,
+        batch_size: 4,
+        seed: 1,
+        backend: BackendKind::Flex,
+    };
+    let run_path = dir.path().join("run");
+    let done = fit(&config, &run_path).unwrap();
+    assert_eq!((done.train_images, done.validation_images), (8, 4));
+    assert_eq!(
+        done.validation_source,
+        ValidationSource::Folder(data.join("validation/good"))
+    );
+    assert_eq!(
+        done.summary.mae_best_epoch, None,
+        "no stage 1 on a pretrained encoder"
+    );
+    let run = RunDir::open(&run_path).unwrap();
+    assert!(is_isstad_run(&run).unwrap());
+
+    let record = export(&run).unwrap();
+    assert!(record.parity_relative < 1e-4, "{record:?}");
+    assert!(record.quantized_layers > 0, "{record:?}");
+    let evaluation = evaluate(&run, None).unwrap();
+    assert_eq!((evaluation.test_images, evaluation.good_images), (8, 3));
+    assert_eq!(evaluation.validation_images, 4);
+    for result in [&evaluation.fp32, &evaluation.int8] {
+        assert!(
+            result.pixel_auroc.is_some_and(f64::is_finite),
+            "{evaluation:?}"
+        );
+        assert!(result.rules.iter().all(|r| r.threshold.is_finite()));
+    }
+    let models = dir.path().join("models");
+    let installed = install(&run, &models, false).unwrap();
+    assert!(
+        installed[0].ends_with("isstad-edge/isstad-mobilenet-brick.onnx"),
+        "{installed:?}"
+    );
+
+    // The runtime reads the installed graph as any ISSTAD model and scores a held-out good
+    // part below the threshold fitted on those parts.
+    let manifest = Manifest::load(&models.join("manifest.toml")).unwrap();
+    let plan = Plan::load(&manifest, "isstad-mobilenet-brick").unwrap();
+    let mut detect = IndustrialDetector::new(&plan, &manifest.dir).unwrap();
+    let spec = detect.spec();
+    let settings = IndustrialSettings {
+        capture_width: 224,
+        capture_height: 224,
+        ..IndustrialSettings::default()
+    };
+    let mut prepare = spec.prepare(&settings).unwrap();
+    let mut decide = IndustrialDecide::new("line1", &spec, &settings, None).unwrap();
+    let mut alerts = Vec::new();
+    let validation: Vec<PathBuf> = run
+        .read_json::<vigil::train::isstad::train::IsstadRunConfig>("config.json")
+        .unwrap()
+        .validation_files;
+    for (seq, path) in validation.iter().enumerate() {
+        let image = read_png(path).unwrap();
+        let frame = VideoFrame {
+            stamp: Stamp {
+                pts: std::time::Duration::from_millis(seq as u64 * 100),
+                captured_at: std::time::SystemTime::now(),
+                seq: seq as u64,
+            },
+            width: 224,
+            height: 224,
+            rgb: image.pixels,
+        };
+        let mut inputs = Vec::new();
+        prepare
+            .prepare(&Sample::Video(frame), &mut |stamp, input| {
+                inputs.push((stamp, input))
+            })
+            .unwrap();
+        for (stamp, input) in inputs {
+            let maps = detect.detect(input).unwrap();
+            decide.decide(stamp, maps, &mut |a| alerts.push(a));
+            let score = decide.scores()[0].1;
+            assert!(score.is_finite() && f64::from(score) <= evaluation.int8.rules[0].threshold);
+        }
+    }
+    decide.finish(&mut |a| alerts.push(a));
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}
+
+#[test]
+fn the_pretrained_fit_refuses_bad_folders_before_a_run_folder_exists() {
+    use vigil::train::industrial::isstad::{IsstadFitConfig, fit};
+    let dir = tempfile::tempdir().unwrap();
+    // Good parts smaller than the 224² input: named, not upscaled.
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    for i in 0..6 {
+        vigil::io::png::write_rgb(
+            &small.join(format!("{i}.png")),
+            64,
+            64,
+            &vec![90; 64 * 64 * 3],
+        )
+        .unwrap();
+    }
+    let config = IsstadFitConfig {
+        data: small.clone(),
+        weights: repo("models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth"),
+        validation: None,
+        validation_every: 5,
+        encoder: vigil::train::isstad::model::EncoderKind::MobileNetV2,
+        mae_epochs: 0,
+        epochs: 1,
+        batch_size: 4,
+        seed: 1,
+        backend: BackendKind::Flex,
+    };
+    let run_path = dir.path().join("run");
+    let err = fit(&config, &run_path).unwrap_err().to_string();
+    assert!(
+        err.contains("smaller than the model's 224×224") && err.contains("0.png"),
+        "{err}"
+    );
+    assert!(!run_path.exists());
+    // Weights that are not torchvision's MobileNetV2 (here not a checkpoint at all).
+    let big = dir.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..6 {
+        vigil::io::png::write_rgb(
+            &big.join(format!("{i}.png")),
+            224,
+            224,
+            &vec![90; 224 * 224 * 3],
+        )
+        .unwrap();
+    }
+    let bogus = dir.path().join("weights.pth");
+    std::fs::write(&bogus, b"not a checkpoint").unwrap();
+    let config = IsstadFitConfig {
+        data: big,
+        weights: bogus,
+        ..config
+    };
+    let err = fit(&config, &run_path).unwrap_err().to_string();
+    assert!(err.contains("weights.pth"), "{err}");
+    assert!(!run_path.exists());
 }

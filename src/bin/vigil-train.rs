@@ -91,6 +91,30 @@ const PATCHCORE_BACKBONE: &str = "models/patchcore/mobilenet_v2_patch_features.o
 enum IndustrialMethod {
     /// A memory bank of locally aware patch features of a frozen ImageNet backbone.
     Patchcore,
+    /// ISSTAD's stage 2: a pixel classifier after every decoder block, trained on the
+    /// authors' corruptions of the good images, on the frozen ImageNet MobileNetV2.
+    Isstad,
+}
+
+/// torchvision's MobileNetV2 ImageNet weights, as scripts/fetch-mobilenet.sh leaves them.
+const MOBILENET_WEIGHTS: &str = "models/cache/mobilenet_v2/mobilenet_v2-b0353104.pth";
+
+/// The encoder ISSTAD's stage 2 freezes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum IsstadEncoderArg {
+    /// The paper's two stages, the ViT MAE trained from scratch on the good images.
+    Mae,
+    /// torchvision's ImageNet MobileNetV2 through its stride-16 stage (stage 2 only).
+    MobilenetV2,
+}
+
+impl From<IsstadEncoderArg> for vigil::train::isstad::model::EncoderKind {
+    fn from(arg: IsstadEncoderArg) -> Self {
+        match arg {
+            IsstadEncoderArg::Mae => Self::Mae,
+            IsstadEncoderArg::MobilenetV2 => Self::MobileNetV2,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -143,6 +167,23 @@ enum IndustrialCommand {
         /// The false-alarm rate on good parts the image threshold aims at.
         #[arg(long, default_value_t = 0.01)]
         target_false_alarm: f64,
+        /// `--method isstad`: the frozen encoder.
+        #[arg(long, value_enum, default_value_t = IsstadEncoderArg::MobilenetV2)]
+        encoder: IsstadEncoderArg,
+        /// `--method isstad --encoder mae`: epochs of the MAE's first stage.
+        #[arg(long, default_value_t = 30)]
+        mae_epochs: usize,
+        /// `--method isstad`: training epochs of the pixel classifier.
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// `--method isstad`: images per step.
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// `--method isstad`: torchvision's MobileNetV2 weights the encoder is read from.
+        #[arg(long, default_value = MOBILENET_WEIGHTS)]
+        weights: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+        backend: BackendKind,
     },
     /// Score a labelled test set (MVTec AD layout; default: the fit's data folder) at the
     /// fitted thresholds; `--install` then ships the model into a models folder.
@@ -151,7 +192,7 @@ enum IndustrialCommand {
         run: PathBuf,
         #[arg(long)]
         test: Option<PathBuf>,
-        /// A models folder (e.g. `models`) to copy the backbone and bank into and record the
+        /// A models folder (e.g. `models`) to copy the model's files into and record the
         /// model in its manifest.toml.
         #[arg(long)]
         install: Option<PathBuf>,
@@ -405,6 +446,12 @@ enum IsstadCommand {
         out: PathBuf,
         #[arg(long, value_enum, default_value_t = IsstadSize::Edge)]
         size: IsstadSize,
+        /// The encoder stage 2 freezes (`mobilenet-v2` ignores `--size`'s encoder and
+        /// `--mae-epochs`; its images are 224×224).
+        #[arg(long, value_enum, default_value_t = IsstadEncoderArg::Mae)]
+        encoder: IsstadEncoderArg,
+        #[arg(long, default_value = MOBILENET_WEIGHTS)]
+        weights: PathBuf,
         #[arg(long, default_value_t = 10)]
         validation_every: usize,
         #[arg(long, default_value_t = 60)]
@@ -801,7 +848,7 @@ fn run_toy(command: ToyCommand) -> Result<()> {
 }
 
 fn run_industrial(command: IndustrialCommand) -> Result<()> {
-    use vigil::train::industrial::{backbone, coreset::CoresetConfig, evaluate, fit};
+    use vigil::train::industrial::{backbone, coreset::CoresetConfig, evaluate, fit, isstad};
     match command {
         IndustrialCommand::Backbone {
             weights,
@@ -833,6 +880,43 @@ fn run_industrial(command: IndustrialCommand) -> Result<()> {
         }
         IndustrialCommand::Fit {
             data,
+            method: IndustrialMethod::Isstad,
+            out,
+            seed,
+            validation,
+            validation_every,
+            encoder,
+            mae_epochs,
+            epochs,
+            batch_size,
+            weights,
+            backend,
+            ..
+        } => {
+            let config = isstad::IsstadFitConfig {
+                data,
+                weights,
+                validation,
+                validation_every,
+                encoder: encoder.into(),
+                mae_epochs,
+                epochs,
+                batch_size,
+                seed,
+                backend,
+            };
+            let done = isstad::fit(&config, &out)?;
+            println!(
+                "trained on {} good images, {} held out ({:?}): {}; run folder {}",
+                done.train_images,
+                done.validation_images,
+                done.validation_source,
+                describe_isstad_training(&done.summary),
+                out.display()
+            );
+        }
+        IndustrialCommand::Fit {
+            data,
             method: IndustrialMethod::Patchcore,
             out,
             backbone,
@@ -843,6 +927,7 @@ fn run_industrial(command: IndustrialCommand) -> Result<()> {
             validation,
             validation_every,
             target_false_alarm,
+            ..
         } => {
             let config = fit::FitConfig {
                 validation,
@@ -886,6 +971,9 @@ fn run_industrial(command: IndustrialCommand) -> Result<()> {
         }
         IndustrialCommand::Eval { run, test, install } => {
             let run = RunDir::open(&run)?;
+            if isstad::is_isstad_run(&run)? {
+                return eval_isstad_run(&run, test.as_deref(), install.as_deref());
+            }
             let evaluation = evaluate::evaluate(&run, test.as_deref())?;
             print!("{}", evaluate::card_table(&evaluation));
             if evaluation.pixel_auroc.is_none() {
@@ -898,6 +986,45 @@ fn run_industrial(command: IndustrialCommand) -> Result<()> {
                     models.join("manifest.toml").display()
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// One line on what an ISSTAD training selected.
+fn describe_isstad_training(summary: &vigil::train::isstad::train::IsstadTrainSummary) -> String {
+    let stage1 = match (summary.mae_best_epoch, summary.mae_validation_mse) {
+        (Some(epoch), Some(mse)) => format!(
+            "MAE epoch {epoch} (validation masked MSE {mse:.4}, {:.0} s), ",
+            summary.mae_seconds
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{stage1}pixel epoch {} (validation pixel AUROC {:.4}, {:.0} s)",
+        summary.pixel_best_epoch, summary.pixel_validation_auroc, summary.pixel_seconds
+    )
+}
+
+/// `industrial eval` on an ISSTAD run: export (once), fp32 and int8 scored at thresholds from
+/// the held-out good images, then the int8 graph installed.
+fn eval_isstad_run(run: &RunDir, test: Option<&Path>, install: Option<&Path>) -> Result<()> {
+    use vigil::train::isstad::pipeline;
+    if !run.file("export.json").exists() {
+        let record = pipeline::export(run)?;
+        println!(
+            "exported {} and {} (parity {:.1e}, int8 changes the maps by {:.1e})",
+            record.fp32.display(),
+            record.int8.display(),
+            record.parity_relative,
+            record.int8_relative
+        );
+    }
+    let evaluation = pipeline::evaluate(run, test)?;
+    print!("{}", pipeline::card_table(&evaluation));
+    if let Some(models) = install {
+        for target in pipeline::install(run, models, false)? {
+            println!("installed {}", target.display());
         }
     }
     Ok(())
@@ -966,6 +1093,8 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
             data,
             out,
             size,
+            encoder,
+            weights,
             validation_every,
             mae_epochs,
             pixel_epochs,
@@ -977,11 +1106,13 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
             use vigil::train::isstad::model::IsstadConfig;
             use vigil::train::isstad::mvtec::read_category;
             use vigil::train::isstad::train::{IsstadTrainConfig, NormalImages, train};
-            let model = match size {
-                IsstadSize::Edge => IsstadConfig::new(),
-                IsstadSize::Paper => IsstadConfig::paper(),
-                IsstadSize::Tiny => IsstadConfig::tiny(),
+            let model = match (encoder, size) {
+                (IsstadEncoderArg::MobilenetV2, _) => IsstadConfig::pretrained(),
+                (IsstadEncoderArg::Mae, IsstadSize::Edge) => IsstadConfig::new(),
+                (IsstadEncoderArg::Mae, IsstadSize::Paper) => IsstadConfig::paper(),
+                (IsstadEncoderArg::Mae, IsstadSize::Tiny) => IsstadConfig::tiny(),
             };
+            let weights = matches!(encoder, IsstadEncoderArg::MobilenetV2).then_some(weights);
             let category = read_category(&data)?;
             let (training, validation) = category.split_validation(validation_every)?;
             let training = NormalImages::read(training)?;
@@ -991,17 +1122,16 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
                 .with_pixel_epochs(pixel_epochs)
                 .with_batch_size(batch_size)
                 .with_seed(seed);
-            let summary = train(&data, &training, &validation, &out, backend, config)?;
-            println!(
-                "{}: MAE epoch {} (validation masked MSE {:.4}, {:.0} s), pixel epoch {} (validation pixel AUROC {:.4}, {:.0} s)",
-                out.display(),
-                summary.mae_best_epoch,
-                summary.mae_validation_mse,
-                summary.mae_seconds,
-                summary.pixel_best_epoch,
-                summary.pixel_validation_auroc,
-                summary.pixel_seconds
-            );
+            let summary = train(
+                &data,
+                &training,
+                &validation,
+                &out,
+                backend,
+                config,
+                weights.as_deref(),
+            )?;
+            println!("{}: {}", out.display(), describe_isstad_training(&summary));
             Ok(())
         }
         IsstadCommand::Export { run } => {
@@ -1027,7 +1157,7 @@ fn run_isstad(command: IsstadCommand) -> Result<()> {
             with_fp32,
         } => {
             let run = RunDir::open(&run)?;
-            let evaluation = pipeline::evaluate(&run)?;
+            let evaluation = pipeline::evaluate(&run, None)?;
             print!("{}", pipeline::card_table(&evaluation));
             if let Some(models) = install {
                 for target in pipeline::install(&run, &models, with_fp32)? {

@@ -155,20 +155,21 @@ pub enum ValidationSource {
     EveryNth(usize),
 }
 
-/// The fit's (bank, validation) images and where validation came from.
+/// The good images of `data` split into (fit, validation), and where validation came from:
+/// the `validation` folder; else `data`'s `validation/good`; else every `every`-th image.
 pub fn split_good_images(
-    config: &FitConfig,
+    data: &Path,
+    validation: Option<&Path>,
+    every: usize,
 ) -> Result<(Vec<PathBuf>, Vec<PathBuf>, ValidationSource), IndustrialFitError> {
-    let images = good_images(&config.data)?;
-    let own_folder = config
-        .validation
-        .clone()
-        .or_else(|| Some(config.data.join("validation").join("good")).filter(|d| d.is_dir()));
+    let images = good_images(data)?;
+    let own_folder = validation
+        .map(Path::to_path_buf)
+        .or_else(|| Some(data.join("validation").join("good")).filter(|d| d.is_dir()));
     if let Some(folder) = own_folder {
         let validation = read_good_folder(&folder)?;
         return Ok((images, validation, ValidationSource::Folder(folder)));
     }
-    let every = config.validation_every;
     if every < 2 {
         return Err(setting(
             "validation_every",
@@ -184,7 +185,7 @@ pub fn split_good_images(
                  thresholds and fit the bank on the rest",
                 images.len()
             ),
-            path: config.data.clone(),
+            path: data.to_path_buf(),
         });
     }
     let (mut bank, mut validation) = (Vec::new(), Vec::new());
@@ -378,7 +379,11 @@ pub fn fit(config: &FitConfig, out: &Path) -> Result<FitRecord, IndustrialFitErr
             "must lie in (0, 0.5)",
         ));
     }
-    let (bank_images, validation_images, validation_source) = split_good_images(config)?;
+    let (bank_images, validation_images, validation_source) = split_good_images(
+        &config.data,
+        config.validation.as_deref(),
+        config.validation_every,
+    )?;
     let side = config.image_size;
     let mut resizer = imagenet_resizer(side)?;
     // Every image is read and checked before anything is written.

@@ -4,12 +4,14 @@
 //! intermediate layers once, [`fit`] runs it on the good images through the runtime's own
 //! feature path, keeps a [`coreset`] of the patch features as the memory bank and fits the
 //! thresholds on good images held out from the bank, and [`evaluate`] scores a labelled test set
-//! through the runtime's detector and installs the model.
+//! through the runtime's detector and installs the model. [`isstad`] trains ISSTAD's pixel
+//! classifier on the same frozen backbone instead (`--method isstad`).
 
 pub mod backbone;
 pub mod coreset;
 pub mod evaluate;
 pub mod fit;
+pub mod isstad;
 
 use std::path::PathBuf;
 

@@ -9,7 +9,7 @@
 //! - the shared classifier runs once on every block's tokens stacked along the batch axis;
 //! - its two-class softmax becomes `sigmoid(x·(w₁ − w₀) + b₁ − b₀)`, halving that product.
 
-use super::model::{Isstad, MaeEncoder, PixelDecoder, sincos_position_embedding};
+use super::model::{Isstad, IsstadEncoder, MaeEncoder, PixelDecoder, sincos_position_embedding};
 use crate::train::onnx::{ExportError, ExportOnnx, ModelProto, OnnxGraph, Value, tensor_values};
 
 pub const INPUT: &str = "image";
@@ -149,13 +149,18 @@ impl Isstad {
     /// The inference graph for one image of the configured side.
     pub fn to_onnx(&self) -> Result<ModelProto, ExportError> {
         let patch = self.decoder.patch;
-        let side = self.encoder.grid * patch;
+        let side = self.decoder.grid * patch;
         let mut graph = OnnxGraph::new("isstad_edge");
         let image = graph.input(INPUT, &[1, 3, side, side])?;
         let patches = patchify(&mut graph, &image, patch)?;
-        let encoded = self
-            .encoder
-            .export_tokens(&mut graph, &patches, "encoder")?;
+        let encoded = match &self.encoder {
+            IsstadEncoder::Mae(encoder) => {
+                encoder.export_tokens(&mut graph, &patches, "encoder")?
+            }
+            IsstadEncoder::MobileNetV2(encoder) => {
+                encoder.export_tokens(&mut graph, &image, "encoder")?
+            }
+        };
         let (probability, reconstruction) =
             self.decoder.export_heads(&mut graph, &encoded, "decoder")?;
         let difference = graph.binary("Sub", &reconstruction, &patches)?;

@@ -11,6 +11,7 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
+use super::pretrained::PretrainedEncoder;
 use crate::train::nn::{LayerNorm, LayerNormConfig, TransformerBlock, TransformerBlockConfig};
 
 /// Sizes of an ISSTAD network. [`IsstadConfig::paper`] is the authors' ViT-L/16 with a
@@ -43,6 +44,19 @@ pub struct IsstadConfig {
     /// Share of patches hidden from the stage-1 encoder.
     #[config(default = 0.75)]
     pub mask_ratio: f64,
+    /// The scratch MAE of stage 1, or a frozen ImageNet network (no stage 1).
+    #[config(default = "EncoderKind::Mae")]
+    pub encoder: EncoderKind,
+}
+
+/// Which encoder stage 2 freezes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EncoderKind {
+    /// A ViT masked autoencoder trained from scratch on the good images (stage 1).
+    Mae,
+    /// torchvision's ImageNet MobileNetV2 through its stride-16 stage
+    /// ([`super::pretrained`]), as the paper freezes a pretrained MAE.
+    MobileNetV2,
 }
 
 /// timm's ViT blocks use layer-norm epsilon 1e-6.
@@ -60,6 +74,15 @@ impl IsstadConfig {
             .with_decoder_depth_stage1(6)
             .with_decoder_depth(12)
             .with_decoder_heads(16)
+    }
+
+    /// Stage 2 on the frozen ImageNet MobileNetV2: 224² images, 16-pixel tokens of its
+    /// features, and ISSTAD-edge's decoder (all of whose blocks are new, there being no
+    /// stage 1).
+    pub fn pretrained() -> Self {
+        Self::new()
+            .with_encoder(EncoderKind::MobileNetV2)
+            .with_encoder_dim(super::pretrained::TOKEN_WIDTH)
     }
 
     /// The smallest useful network, for tests and CI: a 64×64 image in 8×8 patches.
@@ -101,10 +124,14 @@ impl IsstadConfig {
                 self.image_size
             ));
         }
-        for (name, dim, heads) in [
-            ("encoder", self.encoder_dim, self.encoder_heads),
-            ("decoder", self.decoder_dim, self.decoder_heads),
-        ] {
+        // A pretrained encoder has no attention heads of its own; its width is checked below.
+        let vit_encoder = (self.encoder == EncoderKind::Mae).then_some((
+            "encoder",
+            self.encoder_dim,
+            self.encoder_heads,
+        ));
+        let decoder = ("decoder", self.decoder_dim, self.decoder_heads);
+        for (name, dim, heads) in vit_encoder.into_iter().chain([decoder]) {
             // The 2-D sin-cos embedding splits the width in four (sin and cos of rows, columns).
             if dim == 0 || !dim.is_multiple_of(4) {
                 return Err(format!("{name}_dim {dim} is not a positive multiple of 4"));
@@ -114,6 +141,17 @@ impl IsstadConfig {
                     "{name}_dim {dim} does not split into {heads} heads"
                 ));
             }
+        }
+        if self.encoder == EncoderKind::MobileNetV2
+            && (p != super::pretrained::STRIDE
+                || self.encoder_dim != super::pretrained::TOKEN_WIDTH)
+        {
+            return Err(format!(
+                "the MobileNetV2 encoder gives {}-wide tokens of {s}×{s} pixels: patch_size {p} and encoder_dim {} must match",
+                super::pretrained::TOKEN_WIDTH,
+                self.encoder_dim,
+                s = super::pretrained::STRIDE
+            ));
         }
         if self.encoder_depth == 0 || self.decoder_depth == 0 || self.mlp_ratio == 0 {
             return Err("depths and mlp_ratio must be at least 1".into());
@@ -212,8 +250,27 @@ impl IsstadConfig {
             ..decoder
         };
         Isstad {
-            encoder: mae.encoder,
+            encoder: IsstadEncoder::Mae(mae.encoder),
             decoder,
+        }
+    }
+
+    /// Stage 2 on a pretrained encoder: every decoder block and head is new.
+    pub fn init_isstad_pretrained(&self, encoder: PretrainedEncoder, device: &Device) -> Isstad {
+        Isstad {
+            encoder: IsstadEncoder::MobileNetV2(encoder),
+            decoder: self.init_decoder(self.decoder_depth, device),
+        }
+    }
+
+    /// An untrained stage-2 network of this configuration, for loading a saved record into.
+    pub fn isstad_skeleton(&self, device: &Device) -> Isstad {
+        match self.encoder {
+            EncoderKind::Mae => self.init_isstad(self.init_mae(device), device),
+            EncoderKind::MobileNetV2 => self.init_isstad_pretrained(
+                PretrainedEncoder::skeleton(self.image_size, device),
+                device,
+            ),
         }
     }
 }
@@ -502,10 +559,28 @@ impl Mae {
     }
 }
 
+/// The frozen encoder of stage 2. One lives per model, so the variants' sizes do not matter.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum IsstadEncoder {
+    Mae(MaeEncoder),
+    MobileNetV2(PretrainedEncoder),
+}
+
+impl IsstadEncoder {
+    /// Encoded tokens `[B, 1 + N, D]`, the class token first.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
+        match self {
+            Self::Mae(encoder) => encoder.forward(images),
+            Self::MobileNetV2(encoder) => encoder.forward(images),
+        }
+    }
+}
+
 /// Stage 2 and inference: the frozen encoder and the pixel decoder.
 #[derive(Module, Debug)]
 pub struct Isstad {
-    pub encoder: MaeEncoder,
+    pub encoder: IsstadEncoder,
     pub decoder: PixelDecoder,
 }
 
@@ -686,5 +761,9 @@ mod tests {
         let bad = tiny().with_decoder_depth_stage1(3);
         assert!(bad.check().unwrap_err().contains("decoder_depth_stage1"));
         assert!(tiny().check().is_ok() && IsstadConfig::paper().check().is_ok());
+        // The MobileNetV2 tokens fix the patch and the width; its absent heads are not checked.
+        assert!(IsstadConfig::pretrained().check().is_ok());
+        let bad = IsstadConfig::pretrained().with_patch_size(8);
+        assert!(bad.check().unwrap_err().contains("patch_size 8"));
     }
 }

@@ -10,17 +10,22 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::export::{INPUT, PROBABILITY, RECONSTRUCTION_ERROR};
+use super::model::EncoderKind;
 use super::mvtec::{MvtecError, TestImage, load_test_image, read_category};
 use super::train::{IsstadRunConfig, MAP_SIGMA, load_trained, pixel_outputs};
 use crate::eval::{AUPRO_MAX_FPR, aupro};
 use crate::models::industrial::anomaly_map::{AnomalyMapError, AnomalyMapper, ImageScore};
 use crate::train::TrainError;
 use crate::train::image::{Crop, normalised_chw, read_png};
+use crate::train::industrial::fit::fit_thresholds;
 use crate::train::manifest::{ModelEntry, TensorEntry, upsert};
 use crate::train::onnx;
 use crate::train::parity::{TractPlan, plan, run_plan_outputs};
 use crate::train::release::check_and_quantize;
 use crate::train::run::RunDir;
+
+/// The false-alarm rate on good parts the image thresholds aim at.
+const TARGET_FALSE_ALARM: f64 = 0.01;
 
 /// Validation images the export is checked and calibrated on.
 const CALIBRATION_IMAGES: usize = 8;
@@ -40,12 +45,17 @@ pub struct IsstadExportRecord {
     pub int8_ms: f64,
 }
 
-/// The model's name in the manifest.
-pub fn model_name(category: &str, int8: bool) -> String {
+/// The model's name in the manifest: `isstad-edge-<category>` on the scratch MAE,
+/// `isstad-mobilenet-<category>` on the pretrained encoder; `-fp32` for the float graph.
+pub fn model_name(category: &str, encoder: EncoderKind, int8: bool) -> String {
+    let base = match encoder {
+        EncoderKind::Mae => "isstad-edge",
+        EncoderKind::MobileNetV2 => "isstad-mobilenet",
+    };
     if int8 {
-        format!("isstad-edge-{category}")
+        format!("{base}-{category}")
     } else {
-        format!("isstad-edge-{category}-fp32")
+        format!("{base}-{category}-fp32")
     }
 }
 
@@ -95,8 +105,9 @@ pub fn export(run: &RunDir) -> Result<IsstadExportRecord, TrainError> {
         Ok(pixel_outputs(&trained.model, input.to_vec(), side, &device)?.to_vec())
     })?;
     let category = category_name(&trained.config);
-    let fp32_path = run.file(&format!("{}.onnx", model_name(&category, false)));
-    let int8_path = run.file(&format!("{}.onnx", model_name(&category, true)));
+    let encoder = trained.config.train.model.encoder;
+    let fp32_path = run.file(&format!("{}.onnx", model_name(&category, encoder, false)));
+    let int8_path = run.file(&format!("{}.onnx", model_name(&category, encoder, true)));
     onnx::save(&fp32_model, &fp32_path)?;
     onnx::save(&checked.quantized.model, &int8_path)?;
     let record = IsstadExportRecord {
@@ -127,7 +138,8 @@ pub const IMAGE_RULES: [(&str, ImageScore); 3] = [
 pub struct RuleResult {
     pub rule: String,
     pub image_auroc: f64,
-    /// The largest validation image score under this rule: above it a frame alerts.
+    /// Just above the largest validation image score under this rule (or the normal fit's
+    /// 99th percentile, if higher): at or above it a frame alerts.
     pub threshold: f64,
     /// At the threshold, the share of defect test images that alert, and of good ones.
     pub detected: f64,
@@ -227,7 +239,8 @@ fn rule_result(
             .zip(&labels)
             .filter(|(_, defect)| **defect == want_defect)
             .fold((0usize, 0usize), |(h, t), (&s, _)| {
-                (h + usize::from(s > threshold), t + 1)
+                // A frame alerts at or above the threshold, as in the runtime.
+                (h + usize::from(s >= threshold), t + 1)
             });
         hits as f64 / total.max(1) as f64
     };
@@ -258,13 +271,14 @@ fn rule_result(
     })
 }
 
-/// Scores the category's test set with both graphs and writes `eval.json` and `eval.md`.
-pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
+/// Scores a test set (an MVTec AD category's `test/`; default the training category's) with
+/// both graphs and writes `eval.json` and `eval.md`.
+pub fn evaluate(run: &RunDir, test: Option<&Path>) -> Result<IsstadEvaluation, TrainError> {
     let config: IsstadRunConfig = run.read_json("config.json")?;
     let record: IsstadExportRecord = run.read_json("export.json")?;
     let side = config.train.model.image_size;
     let data_error = |e: MvtecError| TrainError::Config(e.to_string());
-    let category = read_category(&config.data).map_err(data_error)?;
+    let category = read_category(test.unwrap_or(&config.data)).map_err(data_error)?;
     let validation = validation_inputs(&config, usize::MAX)?;
     let mut inputs = Vec::with_capacity(category.test.len());
     let mut masks = Vec::with_capacity(category.test.len());
@@ -283,7 +297,14 @@ pub fn evaluate(run: &RunDir) -> Result<IsstadEvaluation, TrainError> {
         let scored = score_all(&graph, &inputs, side)?;
         let mut rules = Vec::with_capacity(IMAGE_RULES.len());
         for (index, (name, _)) in IMAGE_RULES.iter().enumerate() {
-            let threshold = largest(validation_scored.image_scores[index].iter().copied());
+            // The rule PatchCore's fit uses: just above the largest held-out good score, or
+            // the normal fit's 99th percentile when that is higher.
+            let threshold = fit_thresholds(
+                validation_scored.image_scores[index].clone(),
+                f64::NAN,
+                TARGET_FALSE_ALARM,
+            )
+            .image;
             rules.push(rule_result(
                 name,
                 &scored.image_scores[index],
@@ -431,7 +452,8 @@ pub fn install(
     let precisions: &[bool] = if with_fp32 { &[true, false] } else { &[true] };
     for &int8 in precisions {
         let source = if int8 { &record.int8 } else { &record.fp32 };
-        let target = dir.join(format!("{}.onnx", model_name(&record.category, int8)));
+        let name = model_name(&record.category, config.train.model.encoder, int8);
+        let target = dir.join(format!("{name}.onnx"));
         std::fs::copy(source, &target)
             .map_err(|e| TrainError::Config(format!("{}: {e}", target.display())))?;
         let result = if int8 {
@@ -497,16 +519,24 @@ fn model_entry(
         shape: vec![1, side, side],
     };
     ModelEntry {
-        name: model_name(&record.category, int8),
+        name: model_name(&record.category, config.train.model.encoder, int8),
         family: "isstad_edge".into(),
         description: format!(
-            "ISSTAD-edge for {}: per-pixel anomaly probability and reconstruction error of a {side}×{side} image, {} (vigil-train isstad)",
+            "ISSTAD-edge for {}: per-pixel anomaly probability and reconstruction error of a {side}×{side} image, {}, {} (vigil-train isstad)",
             record.category,
+            match config.train.model.encoder {
+                EncoderKind::Mae => "scratch MAE encoder",
+                EncoderKind::MobileNetV2 => "frozen ImageNet MobileNetV2 encoder",
+            },
             if int8 { "int8 linear layers" } else { "fp32" }
         ),
         source: format!(
-            "trained by `vigil-train isstad train` on the normal images of {} only; thresholds fitted on {} held-out normal images",
+            "pixel classifier trained on the normal images of {} only (the encoder {}); thresholds fitted on {} held-out normal images",
             config.data.display(),
+            match &config.backbone_weights {
+                Some(weights) => format!("torchvision's MobileNetV2, {}", weights.display()),
+                None => "a MAE trained on the same images".into(),
+            },
             config.validation_files.len()
         ),
         files: vec![if int8 {

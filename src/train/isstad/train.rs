@@ -23,13 +23,16 @@ use serde::{Deserialize, Serialize};
 
 use super::corrupt::{CorruptError, CorruptionConfig, corrupt, mask_to_label};
 use super::losses::{masked_patch_mse, pixel_loss};
-use super::model::{Isstad, IsstadConfig, Mae, PatchMask, patchify};
+use super::model::{EncoderKind, Isstad, IsstadConfig, Mae, PatchMask, patchify};
+use super::pretrained::PretrainedEncoder;
 use crate::models::industrial::anomaly_map::{AnomalyMapper, ImageScore};
 use crate::rng::SplitMix64;
 use crate::train::TrainError;
 use crate::train::backend::{BackendKind, inference_device, training_device};
 use crate::train::epoch::{MetricsLog, save, scalar, train_epoch};
 use crate::train::image::{Crop, Rgb8, normalised_chw};
+use crate::train::mobilenet::MobileNetV2;
+use crate::train::pytorch::read_state_dict;
 use crate::train::run::RunDir;
 
 /// Hyper-parameters of an ISSTAD run. Stage 2 follows the paper (AdamW lr 1e-3, betas
@@ -93,13 +96,17 @@ pub struct IsstadRunConfig {
     pub validation_files: Vec<PathBuf>,
     pub backend: BackendKind,
     pub train: IsstadTrainConfig,
+    /// torchvision's weights the pretrained encoder came from (`None` for the scratch MAE).
+    #[serde(default)]
+    pub backbone_weights: Option<PathBuf>,
 }
 
 /// The selected epoch of each stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IsstadTrainSummary {
-    pub mae_best_epoch: usize,
-    pub mae_validation_mse: f64,
+    /// Stage 1's selected epoch and its validation MSE; `None` on a pretrained encoder.
+    pub mae_best_epoch: Option<usize>,
+    pub mae_validation_mse: Option<f64>,
     pub pixel_best_epoch: usize,
     /// Pixel AUROC of the anomaly map on the validation images' corruptions.
     pub pixel_validation_auroc: f64,
@@ -113,7 +120,8 @@ pub const ISSTAD_FILE: &str = "isstad.bpk";
 /// The Gaussian σ of the paper's anomaly map.
 pub const MAP_SIGMA: f32 = 4.0;
 
-/// Trains both stages into a new run folder.
+/// Trains into a new run folder: both stages on the scratch MAE, stage 2 alone on a pretrained
+/// encoder (whose torchvision weights `backbone_weights` names).
 pub fn train(
     data: &Path,
     training: &NormalImages,
@@ -121,8 +129,20 @@ pub fn train(
     run_path: &Path,
     backend: BackendKind,
     config: IsstadTrainConfig,
+    backbone_weights: Option<&Path>,
 ) -> Result<IsstadTrainSummary, TrainError> {
     config.model.check().map_err(TrainError::Config)?;
+    // A missing or foreign weights file fails before the run folder exists.
+    let backbone = match (config.model.encoder, backbone_weights) {
+        (EncoderKind::Mae, _) => None,
+        (EncoderKind::MobileNetV2, Some(weights)) => Some(read_mobilenet(weights)?),
+        (EncoderKind::MobileNetV2, None) => {
+            return Err(TrainError::Config(
+                "the MobileNetV2 encoder needs torchvision's weights (scripts/fetch-mobilenet.sh)"
+                    .into(),
+            ));
+        }
+    };
     if training.images.is_empty() || validation.images.is_empty() {
         return Err(TrainError::Config(format!(
             "{}: {} training and {} validation images; both stages need some of each",
@@ -142,18 +162,46 @@ pub fn train(
         validation_files: validation.files.clone(),
         backend,
         train: config,
+        backbone_weights: backbone_weights
+            .filter(|_| backbone.is_some())
+            .map(Path::to_path_buf),
     };
     run.write_json("config.json", &run_config)?;
     let config = &run_config.train;
     device.seed(config.seed);
 
     let clock = Instant::now();
-    let (mae_best_epoch, mae_validation_mse) =
-        train_mae(&run, config, training, validation, &device, &eval_device)?;
+    let (model, mae_best_epoch, mae_validation_mse) = match backbone {
+        None => {
+            let (epoch, mse) =
+                train_mae(&run, config, training, validation, &device, &eval_device)?;
+            let mae = load_module(config.model.init_mae(&device), &run.file(MAE_FILE))?;
+            (
+                config.model.init_isstad(mae, &device),
+                Some(epoch),
+                Some(mse),
+            )
+        }
+        Some(net) => {
+            let encoder = pretrained_encoder(net, config, training, &device);
+            (
+                config.model.init_isstad_pretrained(encoder, &device),
+                None,
+                None,
+            )
+        }
+    };
     let mae_seconds = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
-    let (pixel_best_epoch, pixel_validation_auroc) =
-        train_pixels(&run, config, training, validation, &device, &eval_device)?;
+    let (pixel_best_epoch, pixel_validation_auroc) = train_pixels(
+        &run,
+        config,
+        model,
+        training,
+        validation,
+        &device,
+        &eval_device,
+    )?;
     let summary = IsstadTrainSummary {
         mae_best_epoch,
         mae_validation_mse,
@@ -393,10 +441,47 @@ fn sample_or_clean(image: &Rgb8, config: &IsstadTrainConfig, rng: &mut SplitMix6
     })
 }
 
-/// Stage 2. Returns the selected epoch and its validation pixel AUROC.
+/// torchvision's MobileNetV2 from its `.pth`, naming the file when it is not one.
+fn read_mobilenet(weights: &Path) -> Result<MobileNetV2, TrainError> {
+    let state = read_state_dict(weights)?;
+    MobileNetV2::from_torchvision(&state, &Device::flex())
+        .map_err(|e| TrainError::Config(format!("{}: {e}", weights.display())))
+}
+
+/// The frozen pretrained encoder, its token standardisation fitted on the clean training
+/// images.
+fn pretrained_encoder(
+    net: MobileNetV2,
+    config: &IsstadTrainConfig,
+    training: &NormalImages,
+    device: &Device,
+) -> PretrainedEncoder {
+    let side = config.model.image_size;
+    // Loaded on the host, moved to the training device, frozen first so that its batch norms
+    // use their ImageNet statistics while the standardisation is measured.
+    let encoder = PretrainedEncoder::from_mobilenet(net, side, &Device::flex())
+        .to_device(device)
+        .freeze();
+    let batches = training
+        .images
+        .chunks(config.batch_size.max(1))
+        .map(|chunk| {
+            let mut values = Vec::with_capacity(chunk.len() * 3 * side * side);
+            for image in chunk {
+                let whole = Crop::whole(image.width, image.height);
+                values.extend(normalised_chw(image, whole, side, false));
+            }
+            image_batch(values, chunk.len(), side, device)
+        });
+    encoder.standardise_on(batches)
+}
+
+/// Stage 2 from `model` (its encoder is frozen here). Returns the selected epoch and its
+/// validation pixel AUROC.
 fn train_pixels(
     run: &RunDir,
     config: &IsstadTrainConfig,
+    mut model: Isstad,
     training: &NormalImages,
     validation: &NormalImages,
     device: &Device,
@@ -404,8 +489,6 @@ fn train_pixels(
 ) -> Result<(usize, f64), TrainError> {
     let model_config = &config.model;
     let (side, patch) = (model_config.image_size, model_config.patch_size);
-    let mae = load_module(model_config.init_mae(device), &run.file(MAE_FILE))?;
-    let mut model = model_config.init_isstad(mae, device);
     model.encoder = model.encoder.freeze();
     let mut optimizer = adamw(config);
     // Every image and the corruption settings were checked before the first epoch (in
@@ -561,8 +644,7 @@ pub struct TrainedIsstad {
 pub fn load_trained(run: &RunDir) -> Result<TrainedIsstad, TrainError> {
     let config: IsstadRunConfig = run.read_json("config.json")?;
     let device = inference_device(BackendKind::Flex)?;
-    let model_config = &config.train.model;
-    let skeleton = model_config.init_isstad(model_config.init_mae(&device), &device);
+    let skeleton = config.train.model.isstad_skeleton(&device);
     let model = load_module(skeleton, &run.file(ISSTAD_FILE))?;
     Ok(TrainedIsstad { config, model })
 }
