@@ -37,12 +37,11 @@ enum Command {
     /// Describe a model (manifest name or .onnx path): tensors, and which operators run on
     /// int8 kernels after tract's optimization.
     Info { model: String },
-    /// Evaluate a score file (CSV with a header holding `score` and `label` columns): ROC AUC,
-    /// average precision, PR AUC (trapezoid, as the XD-Violence code reports "AP"), F1-max.
-    Eval {
-        #[arg(long)]
-        scores: PathBuf,
-    },
+    /// Evaluate a score file (`--scores`, CSV with `score` and `label` columns: ROC AUC,
+    /// average precision, PR AUC as XD-Violence reports "AP", F1-max), or a run's alerts
+    /// against a labelled recording (`--events` + `--alerts` + `--duration`: per label, events
+    /// detected, latency, false alarms per hour of background).
+    Eval(EvalArgs),
     /// Score one hyperspectral scene (ENVI `.hdr`, `.npy` H×W×B, MATLAB v5 `.mat`) with a
     /// conventional detector; write the H×W float32 score map as `.npy` and, optionally, a PNG.
     Hsi(HsiArgs),
@@ -591,10 +590,80 @@ fn main() -> Result<()> {
             work,
         } => soak(seconds, streams, overload, &work, &stop)?,
         Command::Hsi(args) => hsi(args)?,
-        Command::Eval { scores } => {
-            let (values, labels) = vigil::eval::read_scores_csv(&scores)?;
-            print!("{}", vigil::eval::evaluate(&values, &labels)?.render());
-        }
+        Command::Eval(args) => eval(args)?,
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// A score file: CSV with `score` and `label` columns.
+    #[arg(long, conflicts_with_all = ["events", "alerts"])]
+    scores: Option<PathBuf>,
+    /// The marked events of a recording: CSV with `start`, `end` (seconds) and `label`.
+    #[arg(long, requires_all = ["alerts", "duration"])]
+    events: Option<PathBuf>,
+    /// The alerts a run on that recording raised (a `jsonl` sink's file).
+    #[arg(long, requires = "events")]
+    alerts: Option<PathBuf>,
+    /// The recording's length in seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// The stream and model the alerts must come from (default: the first alert's).
+    #[arg(long)]
+    stream: Option<String>,
+    #[arg(long)]
+    model: Option<String>,
+    /// Labels the box raises (default: the audio events' and `violence`).
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Seconds before an event's start and after its end within which an alert counts for it.
+    #[arg(long, default_value_t = vigil::eval::events::MatchRule::default().before)]
+    collar_before: f64,
+    #[arg(long, default_value_t = vigil::eval::events::MatchRule::default().after)]
+    collar_after: f64,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    use vigil::eval::events;
+    if let Some(scores) = &args.scores {
+        let (values, labels) = vigil::eval::read_scores_csv(scores)?;
+        print!("{}", vigil::eval::evaluate(&values, &labels)?.render());
+        return Ok(());
+    }
+    let (Some(events_path), Some(alerts_path), Some(duration)) =
+        (&args.events, &args.alerts, args.duration)
+    else {
+        bail!("give --scores FILE, or --events FILE --alerts FILE --duration SECONDS");
+    };
+    if !(duration.is_finite() && duration > 0.0) {
+        bail!("--duration {duration}: the recording's length must be a positive number of seconds");
+    }
+    let labels = if args.labels.is_empty() {
+        let mut labels = vigil::models::audio_events::default_labels();
+        labels.push("violence".into());
+        labels
+    } else {
+        args.labels.clone()
+    };
+    let marked = events::read_marked_events(events_path, &labels, duration)?;
+    let source = events::AlertSource {
+        stream: args.stream.clone(),
+        model: args.model.clone(),
+    };
+    let raised = events::read_raised_alerts(alerts_path, &source, duration)?;
+    let rule = events::MatchRule {
+        before: args.collar_before,
+        after: args.collar_after,
+    };
+    let report = events::score_events(&marked, &raised, duration, rule)?;
+    print!("{}", report.render());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

@@ -44,3 +44,106 @@ fn a_bad_score_file_names_the_line() {
         "{err}"
     );
 }
+
+/// An alert record as the `jsonl` sink writes it.
+fn alert_line(phase: &str, label: &str, pts_s: f64) -> String {
+    let pts = (pts_s * 1e9) as u64;
+    format!(
+        r#"{{"id":1,"event":1,"phase":"{phase}","stream":"mic","model":"yamnet","label":"{label}","score":0.9,"peak":0.9,"threshold":0.5,"start_pts_ns":{pts},"pts_ns":{pts},"captured_at_ns":0,"decided_at_ns":0,"regions":[]}}"#
+    )
+}
+
+#[test]
+fn a_labelled_recording_is_scored_event_by_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    std::fs::write(
+        &events,
+        "start,end,label\n10,10.4,gunshot\n40,41.5,screaming\n70,70.3,gunshot\n",
+    )
+    .unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let lines = [
+        alert_line("new", "gunshot", 10.9),
+        alert_line("end", "gunshot", 12.0),
+        alert_line("new", "explosion", 70.5),
+        alert_line("new", "shout", 200.0),
+    ];
+    std::fs::write(&alerts, lines.join("\n")).unwrap();
+    let json = dir.path().join("report.json");
+    let out = vigil()
+        .args(["eval", "--duration", "600", "--events"])
+        .arg(&events)
+        .arg("--alerts")
+        .arg(&alerts)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // One of two shots caught 0.9 s late, the second called an explosion, the scream missed,
+    // and one shout on nothing.
+    assert!(
+        text.contains("| gunshot | 2 | 1 (50.00 %) | 0.90 s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| explosion | 0 | 0 (–) | – | – | 0 | 1 | 0 |"),
+        "{text}"
+    );
+    assert!(text.contains("| screaming | 1 | 0 (0.00 %)"), "{text}");
+    assert!(text.contains("false alarms in all: 1"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["labels"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn a_bad_event_list_or_alerts_file_is_refused_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    let alerts = dir.path().join("alerts.jsonl");
+    std::fs::write(&alerts, alert_line("new", "gunshot", 1.0)).unwrap();
+    let run = |events_text: &str, alerts_text: &str| {
+        std::fs::write(&events, events_text).unwrap();
+        std::fs::write(&alerts, alerts_text).unwrap();
+        let out = vigil()
+            .args(["eval", "--duration", "60", "--events"])
+            .arg(&events)
+            .arg("--alerts")
+            .arg(&alerts)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let good_alert = alert_line("new", "gunshot", 1.0);
+    let err = run("start,end,label\n1,3,gunshot\n2,4,shout\n", &good_alert);
+    assert!(
+        err.contains("events.csv: line 3") && err.contains("overlaps line 2"),
+        "{err}"
+    );
+    let err = run("start,end,label\n5,4,gunshot\n", &good_alert);
+    assert!(
+        err.contains("line 2: the event ends at 4 s, not after its start"),
+        "{err}"
+    );
+    let err = run("start,end,label\n1,2,fireworks\n", &good_alert);
+    assert!(err.contains("unknown label \"fireworks\""), "{err}");
+    let err = run("start,end,label\n50,70,gunshot\n", &good_alert);
+    assert!(err.contains("past the recording's end at 60 s"), "{err}");
+    let other = good_alert.replace("\"stream\":\"mic\"", "\"stream\":\"cam\"");
+    let err = run(
+        "start,end,label\n1,2,gunshot\n",
+        &format!("{good_alert}\n{other}"),
+    );
+    assert!(
+        err.contains("alerts.jsonl: line 2: an alert from stream \"cam\""),
+        "{err}"
+    );
+}

@@ -16,6 +16,8 @@
 //!   `generic_util.py` `trapezoid`) computes them.
 //! * [`evaluate`] computes every score/label metric at once into a [`Report`];
 //!   [`read_scores_csv`] reads a score file for it.
+//! * [`events`]: event-level scoring of a labelled recording (events detected, latency, false
+//!   alarms per hour of background), one matching rule for every card.
 //!
 //! Inputs that make a metric undefined (no samples, lengths that differ, a non-finite score,
 //! one class only) are [`EvalError`]s rather than NaN or a panic: a NaN in a results table is
@@ -28,6 +30,7 @@
 //! (`scripts/reference/eval_fixtures.py`).
 
 mod csv;
+pub mod events;
 mod pro;
 mod ranking;
 

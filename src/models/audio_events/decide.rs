@@ -69,6 +69,11 @@ fn event(label: &str, classes: &[&str], threshold: f32) -> EventClass {
     }
 }
 
+/// The labels a surveillance box's audio stream raises by default.
+pub fn default_labels() -> Vec<String> {
+    default_events(0.0).into_iter().map(|e| e.label).collect()
+}
+
 fn default_events(threshold: f32) -> Vec<EventClass> {
     vec![
         event(

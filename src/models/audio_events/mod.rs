@@ -7,7 +7,9 @@ mod labels;
 mod model;
 mod prepare;
 
-pub use decide::{AudioEventsDecide, AudioEventsSettings, EventClass, SettingsError};
+pub use decide::{
+    AudioEventsDecide, AudioEventsSettings, EventClass, SettingsError, default_labels,
+};
 pub use labels::{ClassMap, LabelError};
 pub use model::{ClassScores, YamnetDetector};
 pub use prepare::{AudioEventsPrepare, MelPatch, input_quantization};
