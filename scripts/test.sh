@@ -56,6 +56,12 @@ $train isstad make-data --out "$work/patchcore" --side 224 --train 20 --test-goo
   --validation 6
 $train industrial fit --data "$work/patchcore/brick" --out "$work/patchcore-run"
 $train industrial eval --run "$work/patchcore-run" --install "$work/patchcore-models"
+# The same fit on the backbone with int8 convolutions (calibrated on the category's good images).
+$train industrial quantize --data "$work/patchcore/brick" --out "$work/backbone-int8.onnx" \
+  --calibration-images 4
+$train industrial fit --data "$work/patchcore/brick" --backbone "$work/backbone-int8.onnx" \
+  --out "$work/patchcore-int8-run"
+$train industrial eval --run "$work/patchcore-int8-run"
 # ISSTAD's pixel classifier on the same frozen backbone, one epoch: fit, export, eval, install.
 $train industrial fit --method isstad --data "$work/patchcore/brick" --out "$work/isstad-mnv2-run" \
   --epochs 1 --batch-size 8

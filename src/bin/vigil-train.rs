@@ -137,6 +137,21 @@ enum IndustrialCommand {
         #[arg(long, value_delimiter = ',', default_values = ["5", "12"])]
         taps: Vec<vigil::train::mobilenet::Tap>,
     },
+    /// Write an int8 version of the backbone graph (every convolution on integer kernels),
+    /// calibrated on good images; `fit --backbone` then fits a bank on it.
+    Quantize {
+        #[arg(long, default_value = PATCHCORE_BACKBONE)]
+        backbone: PathBuf,
+        /// Good images to calibrate on (an MVTec AD category or a folder of PNGs).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        #[arg(long, default_value_t = 8)]
+        calibration_images: usize,
+    },
     /// Fit a detector on good images: an MVTec AD category (its train/good) or a folder of PNGs.
     Fit {
         #[arg(long)]
@@ -877,6 +892,27 @@ fn run_industrial(command: IndustrialCommand) -> Result<()> {
                 );
             }
             println!("wrote {}", done.onnx.display());
+        }
+        IndustrialCommand::Quantize {
+            backbone,
+            data,
+            out,
+            image_size,
+            calibration_images,
+        } => {
+            let done = backbone::quantize(&backbone, &data, &out, image_size, calibration_images)?;
+            let gaps: Vec<String> = done
+                .relative_differences
+                .iter()
+                .map(|g| format!("{g:.3}"))
+                .collect();
+            println!(
+                "{}: {} convolutions int8, calibrated on {} images; on the next, outputs differ from fp32 by {} of their largest value",
+                done.int8.display(),
+                done.convolutions,
+                done.calibration_images,
+                gaps.join(", ")
+            );
         }
         IndustrialCommand::Fit {
             data,

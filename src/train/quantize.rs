@@ -194,6 +194,174 @@ pub fn quantize(
     })
 }
 
+/// Quantizes every `Conv` whose weight is a constant `[O, I/g, kh, kw]` f32 initializer into
+///
+/// ```text
+/// x ─ QuantizeLinear(s_x, int8 0) ─ ConvInteger(·, W_q int8, 0, 0) ─ Cast(float)
+///   ─ Mul(s_x · s_w[O], shaped [1, O, 1, 1]) ─ Add(bias, when the Conv had one)
+/// ```
+///
+/// with symmetric per-output-channel weight scales and one activation scale per input from
+/// calibration: the convolution networks' counterpart of [`quantize`], for measuring what int8
+/// does to a backbone's features (tract 0.23.9 runs these forms slower than fp32,
+/// `models/README.md`).
+pub fn quantize_convolutions(
+    model: &pb::ModelProto,
+    input_shape: &[usize],
+    calibration: &[Vec<f32>],
+) -> Result<Quantized, QuantizeError> {
+    let graph = model.graph.as_ref().ok_or(QuantizeError::NoGraph)?;
+    let initializers: HashMap<&str, &pb::TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let targets: Vec<&pb::NodeProto> = graph
+        .node
+        .iter()
+        .filter(|node| node.op_type == "Conv" && node.input.len() >= 2)
+        .filter(|node| {
+            initializers
+                .get(node.input[1].as_str())
+                .is_some_and(|w| w.dims.len() == 4 && w.data_type == ElemType::F32 as i32)
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(QuantizeError::NothingToQuantize);
+    }
+    let activations: Vec<String> = targets.iter().map(|n| n.input[0].clone()).collect();
+    let ranges = calibrate(model, input_shape, calibration, &activations)?;
+    let mut quantized = model.clone();
+    let Some(out_graph) = quantized.graph.as_mut() else {
+        return Err(QuantizeError::NoGraph);
+    };
+    let mut nodes = Vec::with_capacity(out_graph.node.len() + 4 * targets.len());
+    let (mut new_initializers, mut layers) = (Vec::new(), Vec::new());
+    let mut replaced_weights = HashSet::new();
+    let target_outputs: HashSet<&str> = targets.iter().map(|n| n.output[0].as_str()).collect();
+    for (index, node) in graph.node.iter().enumerate() {
+        if !target_outputs.contains(node.output[0].as_str()) {
+            nodes.push(node.clone());
+            continue;
+        }
+        let (activation, weight_name) = (&node.input[0], &node.input[1]);
+        let weight = initializers[weight_name.as_str()];
+        let dims: Vec<usize> = weight.dims.iter().map(|d| *d as usize).collect();
+        let (outputs, per_output) = (dims[0], dims[1..].iter().product::<usize>());
+        let values = f32_values(weight)?;
+        let max_abs = ranges.get(activation).copied().unwrap_or(0.0);
+        let activation_scale = if max_abs > 0.0 {
+            max_abs / 127.0
+        } else {
+            1.0 / 127.0
+        };
+        // Per output channel is per row of [O, I/g·kh·kw]: the columns of its transpose.
+        let transposed: Vec<f32> = (0..per_output)
+            .flat_map(|k| (0..outputs).map(move |o| (k, o)))
+            .map(|(k, o)| values[o * per_output + k])
+            .collect();
+        let (q_transposed, weight_scales, weight_error) =
+            quantize_per_column(&transposed, per_output, outputs);
+        let mut weight_q = vec![0i8; values.len()];
+        for o in 0..outputs {
+            for k in 0..per_output {
+                weight_q[o * per_output + k] = q_transposed[k * outputs + o];
+            }
+        }
+        // Node names are optional in ONNX; the position makes the new names unique anyway.
+        let names = |suffix: &str| format!("conv_integer_{index}.{suffix}");
+        new_initializers.push(scalar_f32(&names("x_scale"), activation_scale));
+        new_initializers.push(tensor_i8(&names("x_zero_point"), &[], &[0]));
+        new_initializers.push(tensor_i8(weight_name, &dims, &weight_q));
+        let output_scales: Vec<f32> = weight_scales.iter().map(|s| s * activation_scale).collect();
+        new_initializers.push(tensor_f32(
+            &names("output_scale"),
+            &[1, outputs, 1, 1],
+            &output_scales,
+        ));
+        replaced_weights.insert(weight_name.clone());
+        let rescaled = if node.input.len() > 2 {
+            names("rescaled")
+        } else {
+            node.output[0].clone()
+        };
+        nodes.push(simple_node(
+            &names("quantize"),
+            "QuantizeLinear",
+            vec![activation.clone(), names("x_scale"), names("x_zero_point")],
+            &names("x_q"),
+            vec![],
+        ));
+        let mut conv = simple_node(
+            &names("conv_integer"),
+            "ConvInteger",
+            vec![names("x_q"), weight_name.clone()],
+            &names("acc_i32"),
+            node.attribute.clone(),
+        );
+        conv.domain = node.domain.clone();
+        nodes.push(conv);
+        nodes.push(simple_node(
+            &names("cast"),
+            "Cast",
+            vec![names("acc_i32")],
+            &names("acc_f32"),
+            vec![pb::AttributeProto {
+                name: "to".into(),
+                r#type: pb::attribute_proto::AttributeType::Int as i32,
+                i: ElemType::F32 as i64,
+                ..Default::default()
+            }],
+        ));
+        nodes.push(simple_node(
+            &names("rescale"),
+            "Mul",
+            vec![names("acc_f32"), names("output_scale")],
+            &rescaled,
+            vec![],
+        ));
+        if let Some(bias_name) = node.input.get(2) {
+            let bias =
+                initializers
+                    .get(bias_name.as_str())
+                    .ok_or_else(|| QuantizeError::Weight {
+                        name: bias_name.clone(),
+                        problem: "a convolution bias that is not a constant".into(),
+                    })?;
+            let bias_values = f32_values(bias)?;
+            new_initializers.push(tensor_f32(
+                &names("bias"),
+                &[1, outputs, 1, 1],
+                &bias_values,
+            ));
+            nodes.push(simple_node(
+                &names("bias_add"),
+                "Add",
+                vec![rescaled, names("bias")],
+                &node.output[0],
+                vec![],
+            ));
+        }
+        layers.push(QuantizedLayer {
+            node: node.name.clone(),
+            weight: weight_name.clone(),
+            k: per_output,
+            n: outputs,
+            activation_scale,
+            weight_error,
+        });
+    }
+    out_graph.node = nodes;
+    out_graph
+        .initializer
+        .retain(|t| !replaced_weights.contains(&t.name));
+    out_graph.initializer.extend(new_initializers);
+    Ok(Quantized {
+        model: quantized,
+        layers,
+    })
+}
+
 /// The fixed shape of a model's single input (vigil's exports have static shapes).
 pub fn input_shape(model: &pb::ModelProto) -> Result<Vec<usize>, QuantizeError> {
     let graph = model.graph.as_ref().ok_or(QuantizeError::NoGraph)?;
@@ -433,6 +601,50 @@ fn tensor_i8(name: &str, shape: &[usize], values: &[i8]) -> pb::TensorProto {
 mod tests {
     use super::{QuantizeError, quantize, quantize_per_column};
     use crate::train::onnx::{ExportError, OnnxGraph};
+
+    /// A small MobileNetV2 trunk (standard, depthwise and pointwise convolutions): every
+    /// convolution becomes ConvInteger, and tract runs the int8 graph close to the fp32 one.
+    #[test]
+    fn convolutions_quantize_per_output_channel_and_stay_close_to_fp32() {
+        use crate::train::mobilenet::{MobileNetV2, Tap};
+        use crate::train::parity::{plan, relative_difference, run_plan_outputs};
+        let device = burn::prelude::Device::flex();
+        let net = MobileNetV2::new(&device);
+        let shape = [1, 3, 32, 32];
+        let model = net.to_taps_onnx(shape, &[Tap::output(2)]).unwrap();
+        let mut rng = crate::rng::SplitMix64::new(4);
+        let samples: Vec<Vec<f32>> = (0..3)
+            .map(|_| {
+                (0..3 * 32 * 32)
+                    .map(|_| rng.range(-2.0, 2.0) as f32)
+                    .collect()
+            })
+            .collect();
+        let done = super::quantize_convolutions(&model, &shape, &samples[..2]).unwrap();
+        let convolutions = model
+            .graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .filter(|n| n.op_type == "Conv")
+            .count();
+        assert_eq!(done.layers.len(), convolutions);
+        let ops: Vec<&str> = done
+            .model
+            .graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type.as_str())
+            .collect();
+        assert!(!ops.contains(&"Conv"), "{ops:?}");
+        let fp32 = run_plan_outputs(&plan(&model).unwrap(), &shape, &samples[2]).unwrap();
+        let int8 = run_plan_outputs(&plan(&done.model).unwrap(), &shape, &samples[2]).unwrap();
+        let gap = relative_difference(&fp32[0], &int8[0]).unwrap();
+        assert!(gap > 0.0 && gap < 0.1, "int8 against fp32: {gap}");
+    }
 
     /// `y = x·W` with `x` the graph input: the first layer of an MLP.
     fn linear_graph(constant_weight: bool) -> Result<tract_onnx::pb::ModelProto, ExportError> {

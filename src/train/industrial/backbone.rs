@@ -85,3 +85,73 @@ pub fn export(
         relative_differences,
     })
 }
+
+/// What [`quantize`] wrote and measured.
+#[derive(Debug, Clone)]
+pub struct BackboneQuantization {
+    pub int8: PathBuf,
+    pub convolutions: usize,
+    pub calibration_images: usize,
+    /// Per output, int8's largest difference from fp32 on a good image outside the
+    /// calibration set, relative to fp32's largest value.
+    pub relative_differences: Vec<f32>,
+}
+
+/// Writes an int8 version of the backbone graph at `backbone` to `out`: every convolution on
+/// integer kernels, activation scales calibrated on the first `images` good images of `data`
+/// (resized and normalised as the fit reads them), checked on the next one. A bank fitted on
+/// the int8 graph records its hash like any other backbone's.
+pub fn quantize(
+    backbone: &Path,
+    data: &Path,
+    out: &Path,
+    side: usize,
+    images: usize,
+) -> Result<BackboneQuantization, super::IndustrialFitError> {
+    use crate::train::TrainError;
+    let goods = super::fit::good_images(data)?;
+    if images == 0 || goods.len() <= images {
+        return Err(super::IndustrialFitError::Data {
+            what: "too few good images",
+            detail: format!(
+                "{} PNGs; {images} calibrate the int8 graph and one more checks it",
+                goods.len()
+            ),
+            path: data.to_path_buf(),
+        });
+    }
+    let mut resizer = super::fit::imagenet_resizer(side)?;
+    let inputs = goods[..=images]
+        .iter()
+        .map(|path| super::fit::load_image(path, &mut resizer))
+        .collect::<Result<Vec<_>, _>>()?;
+    let model = onnx::load(backbone).map_err(TrainError::from)?;
+    let shape = [1, 3, side, side];
+    let done = crate::train::quantize::quantize_convolutions(&model, &shape, &inputs[..images])
+        .map_err(TrainError::from)?;
+    let check = &inputs[images];
+    let fp32 = parity::run_plan_outputs(
+        &parity::plan(&model).map_err(TrainError::from)?,
+        &shape,
+        check,
+    )
+    .map_err(TrainError::from)?;
+    let int8 = parity::run_plan_outputs(
+        &parity::plan(&done.model).map_err(TrainError::from)?,
+        &shape,
+        check,
+    )
+    .map_err(TrainError::from)?;
+    let relative_differences = fp32
+        .iter()
+        .zip(&int8)
+        .map(|(a, b)| relative_difference(a, b).map_err(TrainError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    onnx::save(&done.model, out).map_err(TrainError::from)?;
+    Ok(BackboneQuantization {
+        int8: out.to_path_buf(),
+        convolutions: done.layers.len(),
+        calibration_images: images,
+        relative_differences,
+    })
+}
