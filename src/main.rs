@@ -40,7 +40,8 @@ enum Command {
     /// Evaluate a score file (`--scores`, CSV with `score` and `label` columns: ROC AUC,
     /// average precision, PR AUC as XD-Violence reports "AP", F1-max), or a run's alerts
     /// against a labelled recording (`--events` + `--alerts` + `--duration`: per label, events
-    /// detected, latency, false alarms per hour of background).
+    /// detected, latency, false alarms per hour of background), or the recording itself run
+    /// through a profile's stream (`--events` + `--recording` + `--profile`, or `--dataset`).
     Eval(EvalArgs),
     /// Score one hyperspectral scene (ENVI `.hdr`, `.npy` H×W×B, MATLAB v5 `.mat`) with a
     /// conventional detector; write the H×W float32 score map as `.npy` and, optionally, a PNG.
@@ -598,20 +599,33 @@ fn main() -> Result<()> {
 #[derive(clap::Args)]
 struct EvalArgs {
     /// A score file: CSV with `score` and `label` columns.
-    #[arg(long, conflicts_with_all = ["events", "alerts"])]
+    #[arg(long, conflicts_with_all = ["events", "alerts", "recording", "dataset"])]
     scores: Option<PathBuf>,
     /// The marked events of a recording: CSV with `start`, `end` (seconds) and `label`.
-    #[arg(long, requires_all = ["alerts", "duration"])]
-    events: Option<PathBuf>,
-    /// The alerts a run on that recording raised (a `jsonl` sink's file).
-    #[arg(long, requires = "events")]
-    alerts: Option<PathBuf>,
-    /// The recording's length in seconds.
     #[arg(long)]
+    events: Option<PathBuf>,
+    /// The alerts a run on that recording raised (a `jsonl` sink's file); needs --duration.
+    #[arg(long, requires = "events", conflicts_with = "recording")]
+    alerts: Option<PathBuf>,
+    /// The recording's length in seconds (with --alerts).
+    #[arg(long, requires = "alerts")]
     duration: Option<f64>,
-    /// The stream and model the alerts must come from (default: the first alert's).
+    /// Score the recording itself (a WAV file) through --profile's stream, instead of --alerts.
+    #[arg(long, requires_all = ["events", "profile"])]
+    recording: Option<PathBuf>,
+    /// A folder of recordings: every NAME.wav with its NAME.events.csv, scored as --recording
+    /// and reported together.
+    #[arg(long, requires = "profile", conflicts_with_all = ["events", "alerts"])]
+    dataset: Option<PathBuf>,
+    /// The profile whose stream scores --recording or --dataset.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// The stream: with --alerts, the one the alerts must come from (default: the first
+    /// alert's); with --recording, the profile's stream that scores it (default: the first).
     #[arg(long)]
     stream: Option<String>,
+    /// The model the alerts must come from, or that scores the recording instead of the
+    /// stream's own.
     #[arg(long)]
     model: Option<String>,
     /// Labels the box raises (default: the audio events' and `violence`).
@@ -622,25 +636,20 @@ struct EvalArgs {
     collar_before: f64,
     #[arg(long, default_value_t = vigil::eval::events::MatchRule::default().after)]
     collar_after: f64,
+    /// With --recording or --dataset: write the alerts raised as JSON lines here.
+    #[arg(long)]
+    alerts_out: Option<PathBuf>,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    use vigil::eval::events;
+    use vigil::eval::{events, recording};
     if let Some(scores) = &args.scores {
         let (values, labels) = vigil::eval::read_scores_csv(scores)?;
         print!("{}", vigil::eval::evaluate(&values, &labels)?.render());
         return Ok(());
-    }
-    let (Some(events_path), Some(alerts_path), Some(duration)) =
-        (&args.events, &args.alerts, args.duration)
-    else {
-        bail!("give --scores FILE, or --events FILE --alerts FILE --duration SECONDS");
-    };
-    if !(duration.is_finite() && duration > 0.0) {
-        bail!("--duration {duration}: the recording's length must be a positive number of seconds");
     }
     let labels = if args.labels.is_empty() {
         let mut labels = vigil::models::audio_events::default_labels();
@@ -649,17 +658,82 @@ fn eval(args: EvalArgs) -> Result<()> {
     } else {
         args.labels.clone()
     };
-    let marked = events::read_marked_events(events_path, &labels, duration)?;
-    let source = events::AlertSource {
-        stream: args.stream.clone(),
-        model: args.model.clone(),
-    };
-    let raised = events::read_raised_alerts(alerts_path, &source, duration)?;
     let rule = events::MatchRule {
         before: args.collar_before,
         after: args.collar_after,
     };
-    let report = events::score_events(&marked, &raised, duration, rule)?;
+    let recordings = match (&args.dataset, &args.recording, &args.events) {
+        (Some(dir), _, _) => recording::labelled_recordings(dir)?,
+        (None, Some(wav), Some(events)) => vec![(wav.clone(), events.clone())],
+        _ => Vec::new(),
+    };
+    let report = if !recordings.is_empty() {
+        let Some(profile_path) = &args.profile else {
+            bail!("--recording and --dataset need --profile");
+        };
+        let profile = vigil::profile::Profile::load(profile_path)?;
+        let mut reports = Vec::new();
+        let mut alert_lines = String::new();
+        for (wav, events_path) in &recordings {
+            // A fresh detector per recording, as a box that was just started hears it.
+            let mut detector = vigil::runtime::InlineDetector::from_profile(
+                &profile,
+                args.stream.as_deref(),
+                args.model.as_deref(),
+            )?;
+            let audio = vigil::io::wav::read_pcm(wav)?;
+            recording::check_input(&detector, &audio, wav)?;
+            let marked = events::read_marked_events(events_path, &labels, audio.duration_s())?;
+            let run = recording::run_recording(&mut detector, &audio, wav)?;
+            eprintln!(
+                "{}: {:.1} s scored in {:.1} s ({:.0}× real time), {} alerts opened",
+                wav.display(),
+                run.duration_s,
+                run.seconds,
+                run.duration_s / run.seconds.max(1e-9),
+                run.raised().len()
+            );
+            for alert in &run.alerts {
+                alert_lines.push_str(&serde_json::to_string(alert)?);
+                alert_lines.push('\n');
+            }
+            reports.push(events::score_events(
+                &marked,
+                &run.raised(),
+                run.duration_s,
+                rule,
+            )?);
+        }
+        if let Some(path) = &args.alerts_out {
+            std::fs::write(path, alert_lines)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if reports.len() > 1 {
+            println!("{} recordings", reports.len());
+        }
+        recording::merge_reports(&reports).context("no recording was scored")?
+    } else {
+        let (Some(events_path), Some(alerts_path), Some(duration)) =
+            (&args.events, &args.alerts, args.duration)
+        else {
+            bail!(
+                "give --scores FILE; --events FILE with --alerts FILE --duration SECONDS or \
+                 --recording WAV --profile TOML; or --dataset DIR --profile TOML"
+            );
+        };
+        if !(duration.is_finite() && duration > 0.0) {
+            bail!(
+                "--duration {duration}: the recording's length must be a positive number of seconds"
+            );
+        }
+        let marked = events::read_marked_events(events_path, &labels, duration)?;
+        let source = events::AlertSource {
+            stream: args.stream.clone(),
+            model: args.model.clone(),
+        };
+        let raised = events::read_raised_alerts(alerts_path, &source, duration)?;
+        events::score_events(&marked, &raised, duration, rule)?
+    };
     print!("{}", report.render());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;

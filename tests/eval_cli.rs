@@ -147,3 +147,109 @@ fn a_bad_event_list_or_alerts_file_is_refused_naming_the_line() {
         "{err}"
     );
 }
+
+/// The demo's generated recording (two gunshot-like blasts) written as a WAV file, with its
+/// events marked, scored directly through the demo profile's microphone stream.
+#[test]
+fn a_recording_is_scored_through_a_profile_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = vigil::capture::synth::SynthConfig {
+        rate: 16_000,
+        duration_s: 12.0,
+        events: [3.0, 8.0]
+            .map(|at_s| vigil::capture::synth::SynthEvent {
+                at_s,
+                kind: vigil::capture::synth::SynthEventKind::Gunshot,
+            })
+            .to_vec(),
+        realtime: false,
+        block_ms: 100,
+        seed: 0,
+    };
+    let wav = dir.path().join("site.wav");
+    vigil::io::wav::write_mono_pcm16(&wav, 16_000, &vigil::capture::synth::render(&config))
+        .unwrap();
+    let events = dir.path().join("site.events.csv");
+    std::fs::write(
+        &events,
+        "start,end,label\n3.0,3.6,gunshot\n8.0,8.6,gunshot\n",
+    )
+    .unwrap();
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/demo.toml");
+    let alerts = dir.path().join("alerts.jsonl");
+    let out = vigil()
+        .args([
+            "eval",
+            "--profile",
+            profile,
+            "--stream",
+            "mic0",
+            "--recording",
+        ])
+        .arg(&wav)
+        .arg("--events")
+        .arg(&events)
+        .arg("--alerts-out")
+        .arg(&alerts)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("| gunshot | 2 | 2 (100.00 %)"), "{text}");
+    assert!(text.contains("false alarms in all: 0"), "{text}");
+    let written = std::fs::read_to_string(&alerts).unwrap();
+    assert!(written.lines().any(|l| l.contains("\"phase\":\"new\"")));
+
+    // The same file as a one-recording data set; a stream of another rate, a video stream
+    // and a WAV without its event list are refused by name.
+    let out = vigil()
+        .args([
+            "eval",
+            "--profile",
+            profile,
+            "--stream",
+            "mic0",
+            "--dataset",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let eight_k = dir.path().join("narrow.wav");
+    vigil::io::wav::write_mono_pcm16(&eight_k, 8_000, &[0.0; 8000]).unwrap();
+    let out = vigil()
+        .args([
+            "eval",
+            "--profile",
+            profile,
+            "--stream",
+            "mic0",
+            "--recording",
+        ])
+        .arg(&eight_k)
+        .arg("--events")
+        .arg(&events)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("narrow.wav") && err.contains("8000 Hz"),
+        "{err}"
+    );
+    let out = vigil()
+        .args(["eval", "--profile", profile, "--dataset"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("narrow.events.csv is missing"), "{err}");
+}

@@ -18,6 +18,8 @@
 //!   [`read_scores_csv`] reads a score file for it.
 //! * [`events`]: event-level scoring of a labelled recording (events detected, latency, false
 //!   alarms per hour of background), one matching rule for every card.
+//! * [`recording`]: a labelled WAV recording (or a folder of them) scored directly through a
+//!   profile stream's own stages, under that rule.
 //!
 //! Inputs that make a metric undefined (no samples, lengths that differ, a non-finite score,
 //! one class only) are [`EvalError`]s rather than NaN or a panic: a NaN in a results table is
@@ -33,6 +35,7 @@ mod csv;
 pub mod events;
 mod pro;
 mod ranking;
+pub mod recording;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
