@@ -10,7 +10,7 @@ pub use reload::{ReloadReport, run};
 use std::path::Path;
 
 use crate::capture::{CaptureError, Source};
-use crate::detector::{DetectorError, Manifest, Plan};
+use crate::detector::{DetectorError, Manifest, ModelSpec, Plan};
 use crate::hsi::fers::FersEdge;
 use crate::hsi::threshold::ThresholdRule;
 use crate::metrics::{Metrics, MetricsServer};
@@ -351,6 +351,30 @@ impl StreamParts {
 /// Plans loaded so far, by model name: streams that share a model share one optimized plan.
 type Plans = std::collections::BTreeMap<String, Plan>;
 
+/// The labels of a fitted audio-event head, one per output, from its `head_labels` setting.
+fn head_labels(spec: &ModelSpec) -> Result<Vec<String>, String> {
+    let labels: Vec<String> = spec
+        .settings
+        .get("head_labels")
+        .and_then(toml::Value::as_array)
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let outputs: usize = spec.outputs.first().map_or(0, |t| t.shape.iter().product());
+    if labels.is_empty() || labels.len() != outputs {
+        return Err(format!(
+            "model {}: head_labels names {} labels for {outputs} outputs",
+            spec.name,
+            labels.len()
+        ));
+    }
+    Ok(labels)
+}
+
 fn plan_for(plans: &mut Plans, manifest: &Manifest, model: &str) -> Result<Plan, RuntimeError> {
     if let Some(plan) = plans.get(model) {
         return Ok(plan.clone());
@@ -588,19 +612,34 @@ fn build_stages(
         )),
         AUDIO_EVENTS => {
             let plan = plan_for(plans, manifest, &stream.model)?;
-            let labels = spec.setting_str("labels").ok_or_else(|| {
-                stream_error(stream, format!("model {} names no labels file", spec.name))
+            let stage = |err: StageError| stream_error(stream, err);
+            // A fitted head names the YAMNet model whose embedding it reads; that model's
+            // front end, class map and scores come first.
+            let (yamnet_spec, detect, head_labels) = match spec.setting_str("embedding_model") {
+                Some(embedder) => {
+                    let yamnet = plan_for(plans, manifest, embedder)?;
+                    let labels = head_labels(spec).map_err(|err| stream_error(stream, err))?;
+                    let detect = YamnetDetector::with_head(&yamnet, &plan).map_err(stage)?;
+                    (manifest.model(embedder)?, detect, labels)
+                }
+                None => (spec, YamnetDetector::new(&plan).map_err(stage)?, Vec::new()),
+            };
+            let labels = yamnet_spec.setting_str("labels").ok_or_else(|| {
+                stream_error(
+                    stream,
+                    format!("model {} names no labels file", yamnet_spec.name),
+                )
             })?;
             let classes = ClassMap::load(&manifest.dir.join(labels))
-                .map_err(|err| stream_error(stream, err))?;
+                .map_err(|err| stream_error(stream, err))?
+                .with_head(&head_labels);
             let settings = stream.audio_events.clone().unwrap_or_default();
-            let stage = |err: StageError| stream_error(stream, err);
             Ok((
                 AUDIO_EVENTS,
                 Stages::Audio {
-                    prepare: AudioEventsPrepare::new(spec, LogMelConfig::yamnet())
+                    prepare: AudioEventsPrepare::new(yamnet_spec, LogMelConfig::yamnet())
                         .map_err(stage)?,
-                    detect: YamnetDetector::new(&plan).map_err(stage)?,
+                    detect,
                     decide: AudioEventsDecide::new(
                         &stream.name,
                         &spec.name,

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod epoch;
+pub mod event_head;
 pub mod fers;
 pub mod image;
 pub mod industrial;

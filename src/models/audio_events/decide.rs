@@ -99,6 +99,17 @@ fn default_events(threshold: f32) -> Vec<EventClass> {
             &["Glass", "Shatter", "Chink, clink"],
             threshold,
         ),
+        // Blows in a fight: what AudioSet calls the sound of one thing striking another.
+        event(
+            "impact",
+            &[
+                "Slap, smack",
+                "Whack, thwack",
+                "Thump, thud",
+                "Smash, crash",
+            ],
+            threshold,
+        ),
     ]
 }
 

@@ -17,6 +17,9 @@ pub enum LabelError {
     UnknownClass { name: String },
 }
 
+/// How a profile names a learned head's output among the classes of an event.
+pub const HEAD_PREFIX: &str = "head:";
+
 #[derive(Debug, Clone)]
 pub struct ClassMap {
     names: Vec<String>,
@@ -97,6 +100,14 @@ impl ClassMap {
 
     pub fn len(&self) -> usize {
         self.names.len()
+    }
+
+    /// The map with `extra` classes after the model's own: a learned head's labels, named
+    /// `head:<label>` so that no AudioSet display name can collide with them.
+    pub fn with_head(mut self, labels: &[String]) -> Self {
+        self.names
+            .extend(labels.iter().map(|label| format!("{HEAD_PREFIX}{label}")));
+        self
     }
 
     pub fn is_empty(&self) -> bool {

@@ -10,6 +10,6 @@ mod prepare;
 pub use decide::{
     AudioEventsDecide, AudioEventsSettings, EventClass, SettingsError, default_labels,
 };
-pub use labels::{ClassMap, LabelError};
+pub use labels::{ClassMap, HEAD_PREFIX, LabelError};
 pub use model::{ClassScores, YamnetDetector};
 pub use prepare::{AudioEventsPrepare, MelPatch, input_quantization};

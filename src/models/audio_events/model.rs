@@ -21,6 +21,9 @@ pub struct ClassScores {
 
 pub struct YamnetDetector {
     session: Session,
+    /// A head learned on the embedding (`vigil-train audio-events fit`): its sigmoid scores
+    /// follow the 521 AudioSet scores.
+    head: Option<Session>,
     logits: Vec<u8>,
     logit_scale: f32,
     logit_zero_point: f32,
@@ -52,11 +55,35 @@ impl YamnetDetector {
         let session = plan.session().map_err(|err| stage_error(err.to_string()))?;
         Ok(Self {
             session,
+            head: None,
             logits: vec![0; classes],
             logit_scale: scale,
             logit_zero_point: zero_point as f32,
             embedding_output,
         })
+    }
+
+    /// YAMNet followed by a head that maps its 1024-d embedding to logits (one f32 input of
+    /// the embedding's width, one f32 output).
+    pub fn with_head(plan: &Plan, head: &Plan) -> Result<Self, StageError> {
+        let mut detector = Self::new(plan)?;
+        let width: usize = plan.spec().outputs[detector.embedding_output]
+            .shape
+            .iter()
+            .product();
+        let spec = head.spec();
+        let fits = spec.inputs.len() == 1
+            && spec.inputs[0].shape.iter().product::<usize>() == width
+            && spec.outputs.len() == 1;
+        if !fits {
+            return Err(stage_error(format!(
+                "head {} must take one {width}-wide embedding and give one output; it takes {:?}",
+                spec.name,
+                spec.inputs.iter().map(|t| &t.shape).collect::<Vec<_>>()
+            )));
+        }
+        detector.head = Some(head.session().map_err(|err| stage_error(err.to_string()))?);
+        Ok(detector)
     }
 
     /// Runs one patch; public for parity tests and benchmarks that bypass the pipeline.
@@ -81,14 +108,23 @@ impl YamnetDetector {
         self.session
             .read_f32(&outputs, self.embedding_output, &mut embedding)
             .map_err(|err| stage_error(err.to_string()))?;
-        let scores = self
+        let mut scores: Vec<f32> = self
             .logits
             .iter()
-            .map(|&q| {
-                let logit = self.logit_scale * (f32::from(q) - self.logit_zero_point);
-                1.0 / (1.0 + (-logit).exp())
-            })
+            .map(|&q| sigmoid(self.logit_scale * (f32::from(q) - self.logit_zero_point)))
             .collect();
+        if let Some(head) = &mut self.head {
+            let shape = head.spec().inputs[0].shape.clone();
+            let input = Tensor::from_shape(&shape, &embedding)
+                .map_err(|err| stage_error(format!("{err:#}")))?;
+            let outputs = head
+                .run(vec![input])
+                .map_err(|err| stage_error(err.to_string()))?;
+            let mut logits = vec![0.0; head.spec().outputs[0].shape.iter().product()];
+            head.read_f32(&outputs, 0, &mut logits)
+                .map_err(|err| stage_error(err.to_string()))?;
+            scores.extend(logits.into_iter().map(sigmoid));
+        }
         Ok(ClassScores {
             scores,
             embedding,
@@ -101,6 +137,10 @@ impl YamnetDetector {
     pub fn last_logits(&self) -> &[u8] {
         &self.logits
     }
+}
+
+fn sigmoid(logit: f32) -> f32 {
+    1.0 / (1.0 + (-logit).exp())
 }
 
 impl Detect for YamnetDetector {
