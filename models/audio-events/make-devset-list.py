@@ -8,7 +8,7 @@ duration_s, …, duplicate_of) is not committed; this script records the selecti
 list can be remade or changed. Rules:
 - Each (role, package) goes to one part; most packages sit wholly in one part (PART below),
   with per-role exceptions (ROLE_PART) where one part would otherwise lack a label.
-- Left out: byte-identical repeats, files under 0.15 s, the processed "Robot" hedgewars voice
+- Left out: byte-identical repeats, files under 0.15 s, files of no codec ffmpeg decodes, the processed "Robot" hedgewars voice
   pack (and any row the survey notes as robot-filtered), ricochets (not a gunshot), tuxpaint
   clinks, and packages not listed in PART (too large for what they add, or unsure).
 - Background roles are capped per part (CAP_S, in seconds) by a seeded shuffle, so the list
@@ -66,6 +66,8 @@ def keep(row, role):
     path, note = row["path_inside_package"], row["note"]
     if row["duplicate_of"] or float(row["duration_s"] or 0) < 0.15:
         return False
+    if row["codec"] == "unknown":
+        return False  # lmms hit01.ogg: Vorbis inside a WAV header, which ffmpeg cannot decode
     if "/Robot/" in path or "robot-filtered" in note or "robot voice" in note:
         return False
     if "ricochet" in note or "NOT breaking" in note:
