@@ -82,6 +82,49 @@ enum Family {
         #[command(subcommand)]
         command: MobileNetCommand,
     },
+    /// Audio events (gunshots, screams, …): the development set mixed from real recordings.
+    AudioEvents {
+        #[command(subcommand)]
+        command: AudioEventsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AudioEventsCommand {
+    /// Mix the development set: per part, ~5-minute 16 kHz recordings of events over speech and
+    /// ambient beds, with `NN.events.csv` (start,end,label,snr_db,source), `NN.background.csv`
+    /// and `summary.json`. Sources come from scripts/fetch-audio-events.sh.
+    MakeData {
+        /// `DEST/sources` of scripts/fetch-audio-events.sh.
+        #[arg(long, default_value = "data/audio-events/sources")]
+        sources: PathBuf,
+        #[arg(long, default_value = "models/audio-events/devset.tsv")]
+        list: PathBuf,
+        #[arg(long, default_value = "data/audio-events/mix")]
+        out: PathBuf,
+        /// Parts to make, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "train,validation,test")]
+        parts: Vec<String>,
+        /// Minutes of mix per part (default: 120 for train, 30 for validation and test).
+        #[arg(long)]
+        minutes: Option<f64>,
+        /// Length of each recording.
+        #[arg(long, default_value_t = 5.0)]
+        recording_minutes: f64,
+        /// SNRs in dB, taken in turn per label (active-frame RMS of the event over the bed's).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            allow_negative_numbers = true,
+            default_value = "0,6,12"
+        )]
+        snr_db: Vec<f64>,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Most uses of one event file in a part.
+        #[arg(long, default_value_t = 8)]
+        max_repeats: usize,
+    },
 }
 
 /// The shipped backbone graph PatchCore fits and runs on.
@@ -602,6 +645,7 @@ fn run(cli: Cli) -> Result<()> {
         Family::Mavd { command } => run_mavd(command),
         Family::Isstad { command } => run_isstad(command),
         Family::Industrial { command } => run_industrial(command),
+        Family::AudioEvents { command } => run_audio_events(command),
         Family::Quantize {
             model,
             calibration,
@@ -1476,6 +1520,51 @@ fn run_fers(command: FersCommand) -> Result<()> {
                 "{}: {train} training and {test} test scenes of {size}×{size}×{bands} ({first:.0}–{last:.0} nm) from {} spectra",
                 out.display(),
                 library.materials.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
+    use vigil::train::audio_events::{MakeDataOptions, devset::Part, make_data};
+    match command {
+        AudioEventsCommand::MakeData {
+            sources,
+            list,
+            out,
+            parts,
+            minutes,
+            recording_minutes,
+            snr_db,
+            seed,
+            max_repeats,
+        } => {
+            let parts = parts
+                .iter()
+                .map(|p| {
+                    Part::parse(p.trim()).with_context(|| {
+                        format!("--parts: unknown part {p:?} (train, validation, test)")
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut options = MakeDataOptions::new(sources, list, out);
+            options.parts = parts;
+            options.minutes = minutes;
+            options.recording_s = recording_minutes * 60.0;
+            options.snr_db = snr_db;
+            options.seed = seed;
+            options.max_repeats = max_repeats;
+            let started = std::time::Instant::now();
+            let summaries = make_data(&options)?;
+            for summary in &summaries {
+                print!("{}", summary.render());
+            }
+            println!(
+                "wrote {} parts under {} in {:.0} s",
+                summaries.len(),
+                options.out.display(),
+                started.elapsed().as_secs_f64()
             );
             Ok(())
         }

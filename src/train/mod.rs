@@ -6,6 +6,7 @@
 //! the int8 form tract runs on int8 kernels, and evaluation goes through the runtime's own
 //! tract path and [`crate::eval`] metrics.
 
+pub mod audio_events;
 pub mod backend;
 pub mod epoch;
 pub mod event_head;
