@@ -125,6 +125,37 @@ enum AudioEventsCommand {
         #[arg(long, default_value_t = 8)]
         max_repeats: usize,
     },
+    /// Learn the box's labels and fit their settings: a head on YAMNet's embedding trained on
+    /// DATA/train, per-label score, threshold and open_after chosen on DATA/validation for a
+    /// false-alarm budget, DATA/test reported under them. Each part is a folder of NAME.wav +
+    /// NAME.events.csv (make-data writes them; so can a site's own marked recordings).
+    Fit {
+        #[arg(long, default_value = "data/audio-events/mix")]
+        data: PathBuf,
+        #[arg(long, default_value = "runs/audio-events")]
+        out: PathBuf,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "gunshot,explosion,screaming,shout,impact,glass_breaking"
+        )]
+        labels: Vec<String>,
+        /// False alarms per hour of background all labels together may raise on validation.
+        #[arg(long, default_value_t = 1.0)]
+        false_alarms_per_hour: f64,
+        /// Width of the head's hidden layer; 0 for a linear head.
+        #[arg(long, default_value_t = 0)]
+        hidden: usize,
+        #[arg(long, default_value_t = 40)]
+        epochs: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+        backend: BackendKind,
+        /// Copy the head into this models folder and write its manifest entry.
+        #[arg(long)]
+        install: Option<PathBuf>,
+    },
 }
 
 /// The shipped backbone graph PatchCore fits and runs on.
@@ -1566,6 +1597,46 @@ fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
                 options.out.display(),
                 started.elapsed().as_secs_f64()
             );
+            Ok(())
+        }
+        AudioEventsCommand::Fit {
+            data,
+            out,
+            labels,
+            false_alarms_per_hour,
+            hidden,
+            epochs,
+            seed,
+            backend,
+            install,
+        } => {
+            use vigil::train::event_head::{fit, head::HeadTrainConfig};
+            let test = data.join("test");
+            let config = fit::FitConfig {
+                train: data.join("train"),
+                validation: data.join("validation"),
+                test: test.is_dir().then_some(test),
+                out,
+                labels,
+                budget_per_hour: false_alarms_per_hour,
+                hidden,
+                head: HeadTrainConfig::new().with_epochs(epochs).with_seed(seed),
+                backend,
+                yamnet: "yamnet".into(),
+            };
+            let manifest = vigil::detector::Manifest::shipped()?;
+            let summary = fit::fit(&manifest, &config)?;
+            print!("{}", fit::render(&summary));
+            println!("run folder {}", summary.run.display());
+            if let Some(models) = install {
+                let manifest = fit::install(&summary, &config.yamnet, &models)?;
+                println!(
+                    "installed model {} in {}; the profile section is {}",
+                    fit::MODEL_NAME,
+                    manifest.display(),
+                    summary.run.join("audio_events.toml").display()
+                );
+            }
             Ok(())
         }
     }

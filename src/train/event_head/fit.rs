@@ -147,11 +147,11 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
     let device = training_device(config.backend).map_err(TrainError::from)?;
     let model = EventHeadConfig::new(EMBEDDING, head_labels.len()).with_hidden(config.hidden);
     let refs: Vec<&super::features::Patch> = train_patches.iter().collect();
-    let (head, final_loss) = train(&model, &config.head, &refs, &device)?;
+    let (head, standardizer, final_loss) = train(&model, &config.head, &refs, &device)?;
 
     let run = RunDir::create(&config.out).map_err(TrainError::from)?;
     let onnx_path = run.file("head.onnx");
-    let graph = head.export(EMBEDDING)?;
+    let graph = head.export(EMBEDDING, &standardizer)?;
     save(&graph, &onnx_path).map_err(TrainError::from)?;
     let tract = plan(&graph).map_err(TrainError::from)?;
     // burn and tract on the validation embeddings: the graph must compute the trained head.
@@ -163,6 +163,7 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
         .collect();
     let burn_logits = super::head::logits(
         &head.valid(),
+        &standardizer,
         &sample,
         EMBEDDING,
         &crate::train::backend::inference_device(config.backend).map_err(TrainError::from)?,

@@ -61,12 +61,25 @@ impl EventHead {
         self.output.forward(x)
     }
 
-    /// The inference graph: input `embedding` `[1, inputs]`, output `logits` `[1, labels]`.
-    pub fn export(&self, inputs: usize) -> Result<ModelProto, EventHeadError> {
+    /// The inference graph: input `embedding` `[1, inputs]` (standardised inside), output
+    /// `logits` `[1, labels]`.
+    pub fn export(
+        &self,
+        inputs: usize,
+        standardizer: &Standardizer,
+    ) -> Result<ModelProto, EventHeadError> {
         let mut graph = OnnxGraph::new("vigil-audio-event-head");
         let x = graph
             .input("embedding", &[1, inputs])
             .map_err(TrainError::from)?;
+        let mean = graph
+            .constant_f32("standardize.mean", &[1, inputs], &standardizer.mean)
+            .map_err(TrainError::from)?;
+        let inv_std = graph
+            .constant_f32("standardize.inv_std", &[1, inputs], &standardizer.inv_std)
+            .map_err(TrainError::from)?;
+        let x = graph.binary("Sub", &x, &mean).map_err(TrainError::from)?;
+        let x = graph.mul(&x, &inv_std).map_err(TrainError::from)?;
         let x = match &self.hidden {
             Some(hidden) => {
                 let y = hidden
@@ -82,6 +95,52 @@ impl EventHead {
             .map_err(TrainError::from)?;
         graph.output(&logits, "logits").map_err(TrainError::from)?;
         Ok(graph.finish())
+    }
+}
+
+/// Per-dimension standardisation of the embedding, fitted on the training patches and folded
+/// into the exported graph: YAMNet's embedding dimensions differ in scale by orders of
+/// magnitude, and a logistic head on the raw values trains slowly and unevenly.
+#[derive(Debug, Clone)]
+pub struct Standardizer {
+    pub mean: Vec<f32>,
+    pub inv_std: Vec<f32>,
+}
+
+impl Standardizer {
+    pub fn fit(rows: &[&[f32]]) -> Self {
+        let width = rows.first().map_or(0, |r| r.len());
+        let n = rows.len().max(1) as f64;
+        let mut mean = vec![0f64; width];
+        let mut square = vec![0f64; width];
+        for row in rows {
+            for (d, &v) in row.iter().enumerate() {
+                mean[d] += f64::from(v);
+                square[d] += f64::from(v) * f64::from(v);
+            }
+        }
+        let mean: Vec<f64> = mean.into_iter().map(|m| m / n).collect();
+        let inv_std = square
+            .into_iter()
+            .zip(&mean)
+            .map(|(s, m)| {
+                let std = (s / n - m * m).max(0.0).sqrt();
+                // A constant dimension carries nothing; 1e-3 keeps it from blowing up.
+                (1.0 / std.max(1e-3)) as f32
+            })
+            .collect();
+        Self {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            inv_std,
+        }
+    }
+
+    pub fn apply(&self, row: &[f32], out: &mut Vec<f32>) {
+        out.extend(
+            row.iter()
+                .zip(self.mean.iter().zip(&self.inv_std))
+                .map(|(v, (m, s))| (v - m) * s),
+        );
     }
 }
 
@@ -104,14 +163,20 @@ pub struct HeadTrainConfig {
 }
 
 /// Trains a head on `patches` (those that only graze an event are left out) and returns it
-/// with the final epoch's mean loss.
+/// with the standardisation it expects and the final epoch's mean loss.
 pub fn train(
     model: &EventHeadConfig,
     config: &HeadTrainConfig,
     patches: &[&Patch],
     device: &Device,
-) -> Result<(EventHead, f64), EventHeadError> {
+) -> Result<(EventHead, Standardizer, f64), EventHeadError> {
     let usable: Vec<&Patch> = patches.iter().copied().filter(|p| !p.partial).collect();
+    let standardizer = Standardizer::fit(
+        &usable
+            .iter()
+            .map(|p| p.embedding.as_slice())
+            .collect::<Vec<_>>(),
+    );
     let labels = model.labels;
     let mut positives = vec![0usize; labels];
     for p in &usable {
@@ -149,7 +214,7 @@ pub fn train(
             let mut x = Vec::with_capacity(batch.len() * model.inputs);
             let mut y = vec![0f32; batch.len() * labels];
             for (row, &i) in batch.iter().enumerate() {
-                x.extend_from_slice(&usable[i].embedding);
+                standardizer.apply(&usable[i].embedding, &mut x);
                 if let Some(l) = usable[i].label {
                     y[row * labels + l] = 1.0;
                 }
@@ -175,7 +240,7 @@ pub fn train(
         last = sum / batches.max(1) as f64;
         log::info!("head epoch {epoch}/{}: loss {last:.4}", config.epochs);
     }
-    Ok((head, last))
+    Ok((head, standardizer, last))
 }
 
 /// log(1 + eˣ) without overflow.
@@ -186,12 +251,17 @@ fn softplus(x: Tensor<2>) -> Tensor<2> {
 /// The head's logits for `embeddings` rows (inference, no autodiff).
 pub fn logits(
     head: &EventHead,
+    standardizer: &Standardizer,
     embeddings: &[f32],
     inputs: usize,
     device: &Device,
 ) -> Result<Vec<f32>, EventHeadError> {
     let rows = embeddings.len() / inputs;
-    let x = Tensor::<2>::from_data(TensorData::new(embeddings.to_vec(), [rows, inputs]), device);
+    let mut x = Vec::with_capacity(embeddings.len());
+    for row in embeddings.chunks(inputs) {
+        standardizer.apply(row, &mut x);
+    }
+    let x = Tensor::<2>::from_data(TensorData::new(x, [rows, inputs]), device);
     head.forward(x)
         .into_data()
         .try_into_vec_as::<f32>()
@@ -243,13 +313,13 @@ mod tests {
             .with_epochs(60)
             .with_batch_size(64)
             .with_learning_rate(1e-2);
-        let (head, loss) = train(&model, &config, &refs, &device).unwrap();
+        let (head, standardizer, loss) = train(&model, &config, &refs, &device).unwrap();
         assert!(loss < 0.2, "loss {loss}");
-        let graph = plan(&head.export(inputs).unwrap()).unwrap();
+        let graph = plan(&head.export(inputs, &standardizer).unwrap()).unwrap();
         let device = Device::flex();
         let head = head.valid();
         for p in patches.iter().take(12) {
-            let burn = logits(&head, &p.embedding, inputs, &device).unwrap();
+            let burn = logits(&head, &standardizer, &p.embedding, inputs, &device).unwrap();
             let tract = run_plan_outputs(&graph, &[1, inputs], &p.embedding).unwrap();
             for (a, b) in burn.iter().zip(&tract[0]) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
