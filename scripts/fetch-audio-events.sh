@@ -88,8 +88,8 @@ downloaded=0
 current=""
 fail() { echo "fetch-audio-events: FAILED on package ${current:-?}: $*" >&2; exit 1; }
 
-version_available() { # pkg version
-  apt-cache show "$1=$2" >/dev/null 2>&1
+version_available() { # pkg version (apt-cache show pkg=version exits 0 even when it is not)
+  apt-cache madison "$1" 2>/dev/null | awk -F' [|] ' -v v="$2" '$2 == v { found = 1 } END { exit !found }'
 }
 
 fetch_deb() { # pkg version -> sets deb to the .deb path
@@ -106,8 +106,10 @@ fetch_deb() { # pkg version -> sets deb to the .deb path
     apt_updated=1
     apt-get update -qq >&2 || fail "apt-get update failed"
   fi
-  version_available "$pkg" "$version" || fail "apt offers no $pkg=$version (it has: $(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate/ {print $2}')); the list pins this version so that the set's recordings do not change"
-  (cd "$dir" && apt-get download -qq "$pkg=$version" >&2) || fail "apt-get download $pkg=$version failed"
+  version_available "$pkg" "$version" || fail "apt offers no $pkg=$version (it has: $(apt-cache madison "$pkg" 2>/dev/null | awk -F' [|] ' '{print $2}' | xargs)); the list pins this version so that the set's recordings do not change"
+  # As root apt warns that it downloads unsandboxed into a folder _apt cannot write; harmless.
+  (cd "$dir" && apt-get download -qq "$pkg=$version" 2>&1 | grep -v 'unsandboxed as root' >&2
+   exit "${PIPESTATUS[0]}") || fail "apt-get download $pkg=$version failed"
   found=$(find "$dir" -maxdepth 1 -name "${pkg}_${version//:/%3a}_*.deb" -print -quit)
   [ -n "$found" ] || fail "apt-get download left no ${pkg}_${version}_*.deb in $dir"
   downloaded=$((downloaded + $(stat -c %s "$found")))

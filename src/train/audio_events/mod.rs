@@ -424,11 +424,11 @@ pub fn make_data(options: &MakeDataOptions) -> Result<Vec<PartSummary>, AudioEve
             options.snr_db
         )));
     }
-    if !(options.recording_s >= 2.0 * EDGE_S + MAX_EVENT_S) {
+    let shortest = 2.0 * EDGE_S + MAX_EVENT_S;
+    if options.recording_s.is_nan() || options.recording_s < shortest {
         return Err(AudioEventsError::Config(format!(
             "recordings of {} s are too short: at least {} s",
-            options.recording_s,
-            2.0 * EDGE_S + MAX_EVENT_S
+            options.recording_s, shortest
         )));
     }
     if options.max_repeats == 0 {
