@@ -148,6 +148,8 @@ enum AudioEventsCommand {
         hidden: usize,
         #[arg(long, default_value_t = 40)]
         epochs: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        learning_rate: f64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
         #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
@@ -1606,6 +1608,7 @@ fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
             false_alarms_per_hour,
             hidden,
             epochs,
+            learning_rate,
             seed,
             backend,
             install,
@@ -1620,7 +1623,10 @@ fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
                 labels,
                 budget_per_hour: false_alarms_per_hour,
                 hidden,
-                head: HeadTrainConfig::new().with_epochs(epochs).with_seed(seed),
+                head: HeadTrainConfig::new()
+                    .with_epochs(epochs)
+                    .with_learning_rate(learning_rate)
+                    .with_seed(seed),
                 backend,
                 yamnet: "yamnet".into(),
             };

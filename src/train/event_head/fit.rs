@@ -56,6 +56,9 @@ pub struct FitSummary {
     pub train_patches: usize,
     pub final_loss: f64,
     pub tract_max_difference: f32,
+    /// Per label: ROC AUC of each score source over the validation patches (patches that hold
+    /// the label against patches that hold no event), threshold-free.
+    pub validation_patch_auroc: Vec<(String, String, f64)>,
     pub seconds: f64,
 }
 
@@ -189,6 +192,7 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
     let rule = MatchRule::default();
     let share = config.budget_per_hour / labels.len() as f64;
     let (mut chosen, mut tested) = (Vec::new(), Vec::new());
+    let mut patch_auroc = Vec::new();
     for label in labels {
         let mut sources = Vec::new();
         if let Some(index) = head_labels.iter().position(|l| l == label) {
@@ -209,6 +213,22 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
                 (s, scores)
             })
             .collect();
+        for (source, scores) in &scored {
+            let (mut values, mut truth) = (Vec::new(), Vec::new());
+            for (rec, rec_scores) in validation.iter().zip(scores) {
+                for (patch, &score) in rec.patches.iter().zip(rec_scores) {
+                    let holds = patch.label.is_some_and(|l| labels[l] == *label);
+                    if patch.partial || (patch.label.is_some() && !holds) {
+                        continue;
+                    }
+                    values.push(f64::from(score));
+                    truth.push(holds);
+                }
+            }
+            if let Ok(auc) = crate::eval::roc_auc(&values, &truth) {
+                patch_auroc.push((label.clone(), source_name(source), auc));
+            }
+        }
         let has_events = validation
             .iter()
             .flat_map(|r| &r.events)
@@ -240,6 +260,7 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
         train_patches: train_patches.iter().filter(|p| !p.partial).count(),
         final_loss,
         tract_max_difference,
+        validation_patch_auroc: patch_auroc,
         seconds: started.elapsed().as_secs_f64(),
     };
     run.write_json("fit.json", &summary)
@@ -299,20 +320,24 @@ pub fn profile_section(summary: &FitSummary, classes: &ClassMap) -> String {
     out
 }
 
+fn source_name(source: &ScoreSource) -> String {
+    match source {
+        ScoreSource::Head(_) => "head".to_string(),
+        ScoreSource::AudioSet(m) => m
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" · "),
+    }
+}
+
 fn table(rows: &[LabelSettings]) -> String {
     let mut out = String::from(
         "| label | score | on | open_after | events | detected | median latency | false alarms | per hour |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for s in rows {
-        let source = match &s.source {
-            ScoreSource::Head(_) => "head".to_string(),
-            ScoreSource::AudioSet(m) => m
-                .iter()
-                .map(|(_, n)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(" · "),
-        };
+        let source = source_name(&s.source);
         let _ = writeln!(
             out,
             "| {} | {} | {:.2} | {} | {} | {} ({:.1} %) | {} | {} | {:.2} |",
@@ -346,6 +371,14 @@ pub fn render(summary: &FitSummary) -> String {
         summary.seconds,
         table(&summary.validation)
     );
+    out.push_str(
+        "Patch ROC AUC on validation (patches holding the label against patches holding no \
+         event):\n\n| label | score | ROC AUC |\n|---|---|---|\n",
+    );
+    for (label, source, auc) in &summary.validation_patch_auroc {
+        let _ = writeln!(out, "| {label} | {source} | {auc:.4} |");
+    }
+    out.push('\n');
     if !summary.test.is_empty() {
         let _ = write!(
             out,
