@@ -70,8 +70,8 @@ def keep(row, role):
         return False  # lmms hit01.ogg: Vorbis inside a WAV header, which ffmpeg cannot decode
     if "/Robot/" in path or "robot-filtered" in note or "robot voice" in note:
         return False
-    if "ricochet" in note or "NOT breaking" in note:
-        return False
+    if "ricochet" in note or "ricoch" in path.lower() or "NOT breaking" in note:
+        return False  # warmux spells it ricoche*.ogg, and its note does not say so
     if role == "shout" and row["package"] in ("cube2-data", "pingus-data"):
         return False  # grunts and pitched cartoon voices, not exclaimed lines
     if role == "speech" and row["package"] == "megaglest-data":

@@ -244,6 +244,19 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
             ));
             continue;
         };
+        if settings.detected == 0 {
+            // The highest threshold detecting nothing is not a setting; the label is left out
+            // of the profile section rather than shipped as one that can never alert usefully.
+            unfitted.push((
+                label.clone(),
+                format!(
+                    "detects none of its {} validation events within {share:.2} false alarms \
+                     per hour: left out",
+                    settings.events
+                ),
+            ));
+            continue;
+        }
         if !test.is_empty() {
             let scores = label_scores(&test, &test_head, &settings.source);
             tested.extend(remeasure(&settings, &scores, &test, rule));
@@ -295,9 +308,14 @@ fn class_names(settings: &LabelSettings, classes: &ClassMap) -> Vec<String> {
 
 /// The `[stream.audio_events]` section a profile pastes to use the fitted settings.
 pub fn profile_section(summary: &FitSummary, classes: &ClassMap) -> String {
+    let uses_head = summary
+        .validation
+        .iter()
+        .any(|s| matches!(s.source, ScoreSource::Head(_)));
+    let model = if uses_head { MODEL_NAME } else { "yamnet" };
     let mut out = format!(
         "# Fitted by `vigil-train audio-events fit` on the validation part for at most {} false \
-         alarms per hour\n# of background; model = \"{MODEL_NAME}\" on the stream.\n\
+         alarms per hour\n# of background; model = \"{model}\" on the stream.\n\
          [stream.audio_events]\nevents = [\n",
         summary.budget_per_hour
     );
