@@ -124,6 +124,10 @@ enum AudioEventsCommand {
         /// Most uses of one event file in a part.
         #[arg(long, default_value_t = 8)]
         max_repeats: usize,
+        /// Minutes of extra event-free recordings per part (`bg-NN.wav`), for false-alarm
+        /// rates measured on hours of background.
+        #[arg(long, default_value_t = 0.0)]
+        background_minutes: f64,
     },
     /// Learn the box's labels and fit their settings: a head on YAMNet's embedding trained on
     /// DATA/train, per-label score, threshold and open_after chosen on DATA/validation for a
@@ -1572,6 +1576,7 @@ fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
             snr_db,
             seed,
             max_repeats,
+            background_minutes,
         } => {
             let parts = parts
                 .iter()
@@ -1588,6 +1593,7 @@ fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
             options.snr_db = snr_db;
             options.seed = seed;
             options.max_repeats = max_repeats;
+            options.background_minutes = background_minutes;
             let started = std::time::Instant::now();
             let summaries = make_data(&options)?;
             for summary in &summaries {

@@ -91,6 +91,10 @@ pub struct MakeDataOptions {
     /// How often one event file may be used in a part; a label whose files run out gets fewer
     /// events than the others (glass breaking: 2–3 files).
     pub max_repeats: usize,
+    /// Minutes of extra recordings per part with no events at all (`bg-NN.wav`, an empty
+    /// event list): hours of background are what a false-alarm rate of one per hour needs,
+    /// and event recordings are only about half background.
+    pub background_minutes: f64,
 }
 
 impl MakeDataOptions {
@@ -105,6 +109,7 @@ impl MakeDataOptions {
             snr_db: vec![0.0, 6.0, 12.0],
             seed: 7,
             max_repeats: 8,
+            background_minutes: 0.0,
         }
     }
 }
@@ -436,6 +441,12 @@ pub fn make_data(options: &MakeDataOptions) -> Result<Vec<PartSummary>, AudioEve
             "--max-repeats 0 would leave no events".into(),
         ));
     }
+    if !(options.background_minutes.is_finite() && options.background_minutes >= 0.0) {
+        return Err(AudioEventsError::Config(format!(
+            "--background-minutes {}: expected a number ≥ 0",
+            options.background_minutes
+        )));
+    }
     if let Some(m) = options.minutes.filter(|m| !(m.is_finite() && *m > 0.0)) {
         return Err(AudioEventsError::Config(format!(
             "--minutes {m}: expected a positive number"
@@ -493,7 +504,8 @@ fn make_part(
 
     let minutes = options.minutes.unwrap_or(part.default_minutes());
     let count = ((minutes * 60.0 / options.recording_s).round() as usize).max(1);
-    let width = count.to_string().len().max(2);
+    let quiet = (options.background_minutes * 60.0 / options.recording_s).round() as usize;
+    let width = (count + quiet).to_string().len().max(2);
     let length = samples(options.recording_s);
     let part_index = Part::ALL.iter().position(|p| *p == part).unwrap_or(0) as u64;
     let mut rng = SplitMix64::derive(options.seed, 0xA0D1_0000 + part_index);
@@ -516,7 +528,7 @@ fn make_part(
         part: part.name().into(),
         seed: options.seed,
         recordings: Vec::new(),
-        minutes: seconds(length * count) / 60.0,
+        minutes: seconds(length * (count + quiet)) / 60.0,
         snr_db: options.snr_db.clone(),
         events: BTreeMap::new(),
         background_s: BTreeMap::new(),
@@ -525,13 +537,18 @@ fn make_part(
         event_sources: BTreeMap::new(),
     };
     let mut used: BTreeMap<Role, std::collections::BTreeSet<usize>> = BTreeMap::new();
-    for n in 1..=count {
-        let name = format!("{n:0width$}");
+    for n in 1..=count + quiet {
+        // Event-free recordings come after the others, named apart.
+        let name = if n > count {
+            format!("bg-{:0width$}", n - count)
+        } else {
+            format!("{n:0width$}")
+        };
         // 1. Where the events go.
         let mut events = Vec::new();
         let mut t = samples(EDGE_S + rng.range(0.0, EXTRA_GAP_S));
         let last_end = length - samples(EDGE_S);
-        while let Some((_, entry)) = queue.peek(&mut rng) {
+        while let Some((_, entry)) = queue.peek(&mut rng).filter(|_| n <= count) {
             let len = library.prepared[&entry].samples.len();
             if t + len > last_end {
                 break;
@@ -711,8 +728,10 @@ fn clear_old_outputs(dir: &Path) -> std::io::Result<()> {
             || [".wav", ".events.csv", ".background.csv"]
                 .iter()
                 .any(|ext| {
-                    name.strip_suffix(ext)
-                        .is_some_and(|stem| stem.chars().all(|c| c.is_ascii_digit()))
+                    name.strip_suffix(ext).is_some_and(|stem| {
+                        let stem = stem.strip_prefix("bg-").unwrap_or(stem);
+                        stem.chars().all(|c| c.is_ascii_digit())
+                    })
                 });
         if ours && path.is_file() {
             std::fs::remove_file(&path)?;

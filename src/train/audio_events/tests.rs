@@ -354,3 +354,39 @@ fn active_extent_is_what_the_csv_marks() {
     assert_eq!(clip.activity.first, 0);
     assert!(clip.samples.len() <= b.len() - first_loud);
 }
+
+#[test]
+fn background_recordings_hold_no_events_and_sit_beside_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sources, list) = synthetic_set(dir.path());
+    let out = dir.path().join("mix");
+    let mut o = options(&sources, &list, &out);
+    o.parts = vec![Part::Test];
+    o.background_minutes = 2.0;
+    let summaries = make_data(&o).expect("make-data");
+    let names: Vec<&str> = summaries[0]
+        .recordings
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["01.wav", "02.wav", "bg-01.wav", "bg-02.wav"]);
+    assert_eq!(summaries[0].minutes, 4.0);
+    for rec in &summaries[0].recordings[2..] {
+        assert_eq!(rec.events, 0, "{rec:?}");
+        let csv = out
+            .join("test")
+            .join(rec.name.replace(".wav", ".events.csv"));
+        let events = read_marked_events(&csv, &event_labels(), rec.duration_s).expect("parses");
+        assert!(events.is_empty());
+    }
+    // A second run clears the first's files, background ones included.
+    o.background_minutes = 0.0;
+    make_data(&o).expect("make-data again");
+    assert!(!out.join("test").join("bg-01.wav").exists());
+    o.background_minutes = -1.0;
+    let error = make_data(&o).expect_err("negative minutes");
+    assert!(
+        error.to_string().contains("--background-minutes"),
+        "{error}"
+    );
+}
