@@ -636,6 +636,9 @@ struct EvalArgs {
     collar_before: f64,
     #[arg(long, default_value_t = vigil::eval::events::MatchRule::default().after)]
     collar_after: f64,
+    /// Also break detections down by this column of the event lists (e.g. `snr_db`).
+    #[arg(long)]
+    by: Option<String>,
     /// With --recording or --dataset: write the alerts raised as JSON lines here.
     #[arg(long)]
     alerts_out: Option<PathBuf>,
@@ -662,6 +665,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         before: args.collar_before,
         after: args.collar_after,
     };
+    let mut by_column = std::collections::BTreeMap::new();
     let recordings = match (&args.dataset, &args.recording, &args.events) {
         (Some(dir), _, _) => recording::labelled_recordings(dir)?,
         (None, Some(wav), Some(events)) => vec![(wav.clone(), events.clone())],
@@ -697,12 +701,11 @@ fn eval(args: EvalArgs) -> Result<()> {
                 alert_lines.push_str(&serde_json::to_string(alert)?);
                 alert_lines.push('\n');
             }
-            reports.push(events::score_events(
-                &marked,
-                &run.raised(),
-                run.duration_s,
-                rule,
-            )?);
+            let report = events::score_events(&marked, &run.raised(), run.duration_s, rule)?;
+            if let Some(column) = &args.by {
+                tally_by(&mut by_column, &marked, &report, events_path, column)?;
+            }
+            reports.push(report);
         }
         if let Some(path) = &args.alerts_out {
             std::fs::write(path, alert_lines)
@@ -732,12 +735,43 @@ fn eval(args: EvalArgs) -> Result<()> {
             model: args.model.clone(),
         };
         let raised = events::read_raised_alerts(alerts_path, &source, duration)?;
-        events::score_events(&marked, &raised, duration, rule)?
+        let report = events::score_events(&marked, &raised, duration, rule)?;
+        if let Some(column) = &args.by {
+            tally_by(&mut by_column, &marked, &report, events_path, column)?;
+        }
+        report
     };
     print!("{}", report.render());
+    if let Some(column) = &args.by {
+        println!("\n| label | {column} | events | detected |\n|---|---|---|---|");
+        for ((label, value), (count, detected)) in &by_column {
+            println!(
+                "| {label} | {value} | {count} | {detected} ({:.1} %) |",
+                100.0 * *detected as f64 / (*count).max(1) as f64
+            );
+        }
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Adds one recording's events to the per-(label, column value) counts of `--by`.
+fn tally_by(
+    counts: &mut std::collections::BTreeMap<(String, String), (usize, usize)>,
+    marked: &[vigil::eval::events::MarkedEvent],
+    report: &vigil::eval::events::EventReport,
+    events_path: &Path,
+    column: &str,
+) -> Result<()> {
+    let values = vigil::eval::events::read_event_column(events_path, column)?;
+    for event in marked {
+        let value = values.get(&event.line).cloned().unwrap_or_default();
+        let entry = counts.entry((event.label.clone(), value)).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 += usize::from(report.detected_lines.contains(&event.line));
     }
     Ok(())
 }

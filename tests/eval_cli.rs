@@ -253,3 +253,51 @@ fn a_recording_is_scored_through_a_profile_stream() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("narrow.events.csv is missing"), "{err}");
 }
+
+/// `--by COLUMN` breaks detections down by another column of the event list; a list without
+/// that column is refused naming it.
+#[test]
+fn detections_are_broken_down_by_an_event_list_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    let alerts = dir.path().join("alerts.jsonl");
+    std::fs::write(
+        &events,
+        "start,end,label,snr_db\n10,11,gunshot,0\n20,21,gunshot,12\n30,31,gunshot,12\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &alerts,
+        [
+            alert_line("new", "gunshot", 20.5),
+            alert_line("new", "gunshot", 30.2),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let run = |column: &str| {
+        vigil()
+            .args(["eval", "--duration", "60", "--by", column, "--events"])
+            .arg(&events)
+            .arg("--alerts")
+            .arg(&alerts)
+            .output()
+            .unwrap()
+    };
+    let out = run("snr_db");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("| gunshot | 0 | 1 | 0 (0.0 %) |"), "{text}");
+    assert!(
+        text.contains("| gunshot | 12 | 2 | 2 (100.0 %) |"),
+        "{text}"
+    );
+    let out = run("place");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no `place` column"), "{err}");
+}

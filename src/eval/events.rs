@@ -193,6 +193,42 @@ pub fn read_marked_events(
     Ok(events)
 }
 
+/// One more column of an event list (an SNR, a place, a recording day), by line, for
+/// breaking results down by it. A list without the column is an error naming it.
+pub fn read_event_column(
+    path: &Path,
+    column: &str,
+) -> Result<BTreeMap<usize, String>, EventEvalError> {
+    let text = read_text(path)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut rows = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((header_line, header)) = rows.next() else {
+        return Err(EventEvalError::File {
+            path: path.to_path_buf(),
+            problem: "empty file".into(),
+        });
+    };
+    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    let index = names
+        .iter()
+        .position(|n| *n == column)
+        .ok_or_else(|| EventEvalError::Line {
+            path: path.to_path_buf(),
+            line: header_line,
+            problem: format!("no `{column}` column in the header ({})", names.join(",")),
+        })?;
+    Ok(rows
+        .map(|(line, row)| {
+            let value = row.split(',').nth(index).unwrap_or("").trim().to_string();
+            (line, value)
+        })
+        .collect())
+}
+
 /// Which stream and model the alerts must come from; `None` takes the first alert's.
 #[derive(Debug, Clone, Default)]
 pub struct AlertSource {
@@ -298,6 +334,10 @@ pub struct EventReport {
     pub background_s: f64,
     /// Per label, in name order: every label marked or alerted.
     pub labels: Vec<LabelResult>,
+    /// The event-list lines of the events detected (for breaking results down by another
+    /// column of the list; empty in a report merged from several recordings).
+    #[serde(skip)]
+    pub detected_lines: Vec<usize>,
 }
 
 impl EventReport {
@@ -425,6 +465,12 @@ pub fn score_events(
         duration_s: duration,
         background_s: (duration - covered).max(0.0),
         labels: results.into_values().collect(),
+        detected_lines: events
+            .iter()
+            .zip(&detected_by)
+            .filter(|(_, d)| d.is_some())
+            .map(|(e, _)| e.line)
+            .collect(),
     })
 }
 

@@ -204,6 +204,7 @@ pub fn merge_reports(reports: &[EventReport]) -> Option<EventReport> {
         duration_s: reports.iter().map(|r| r.duration_s).sum(),
         background_s: reports.iter().map(|r| r.background_s).sum(),
         labels: labels.into_values().collect(),
+        detected_lines: Vec::new(),
     })
 }
 
