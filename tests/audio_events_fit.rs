@@ -95,6 +95,9 @@ fn a_fit_installs_a_head_the_runtime_runs_and_reports_what_the_runtime_measures(
             "30",
         ])
         .args(["--false-alarms-per-hour", "10"])
+        // A finer hop than YAMNet's own, so the runtime agreeing below shows it reads the hop
+        // from the fitted section.
+        .args(["--patch-hop-frames", "24"])
         .arg("--data")
         .arg(&data)
         .arg("--out")
@@ -127,6 +130,7 @@ fn a_fit_installs_a_head_the_runtime_runs_and_reports_what_the_runtime_measures(
 
     // The runtime with the installed head and the fitted section.
     let section = std::fs::read_to_string(run.join("audio_events.toml")).unwrap();
+    assert!(section.contains("patch_hop_frames = 24"), "{section}");
     let profile = dir.path().join("site.toml");
     std::fs::write(
         &profile,

@@ -159,6 +159,10 @@ enum AudioEventsCommand {
         seed: u64,
         #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
         backend: BackendKind,
+        /// 10 ms frames between the starts of YAMNet's 0.96 s patches (its own: 48); the
+        /// profile section carries it.
+        #[arg(long, default_value_t = 48)]
+        patch_hop_frames: usize,
         /// Copy the head into this models folder and write its manifest entry.
         #[arg(long)]
         install: Option<PathBuf>,
@@ -1618,6 +1622,7 @@ fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
             learning_rate,
             seed,
             backend,
+            patch_hop_frames,
             install,
         } => {
             use vigil::train::event_head::{fit, head::HeadTrainConfig};
@@ -1636,6 +1641,7 @@ fn run_audio_events(command: AudioEventsCommand) -> Result<()> {
                     .with_seed(seed),
                 backend,
                 yamnet: "yamnet".into(),
+                patch_hop_frames,
             };
             let manifest = vigil::detector::Manifest::shipped()?;
             let summary = fit::fit(&manifest, &config)?;

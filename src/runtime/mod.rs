@@ -634,11 +634,13 @@ fn build_stages(
                 .map_err(|err| stream_error(stream, err))?
                 .with_head(&head_labels);
             let settings = stream.audio_events.clone().unwrap_or_default();
+            let log_mel = settings
+                .log_mel()
+                .map_err(|err| stream_error(stream, err))?;
             Ok((
                 AUDIO_EVENTS,
                 Stages::Audio {
-                    prepare: AudioEventsPrepare::new(yamnet_spec, LogMelConfig::yamnet())
-                        .map_err(stage)?,
+                    prepare: AudioEventsPrepare::new(yamnet_spec, log_mel).map_err(stage)?,
                     detect,
                     decide: AudioEventsDecide::new(
                         &stream.name,

@@ -45,9 +45,29 @@ pub struct AudioEventsSettings {
     /// Absent: every default label, opening at the model's manifest threshold.
     #[serde(default)]
     pub events: Option<Vec<EventClass>>,
+    /// 10 ms frames between the starts of consecutive 0.96 s patches (default 48: 0.48 s, as
+    /// YAMNet was trained). A finer hop sees short sounds more centred in some patch, at the
+    /// cost of one YAMNet run per hop; `open_after` and `close_after` count patches.
+    #[serde(default)]
+    pub patch_hop_frames: Option<usize>,
 }
 
 impl AudioEventsSettings {
+    /// YAMNet's front end with this stream's patch hop; a hop outside 1–96 frames is refused.
+    pub fn log_mel(&self) -> Result<crate::prepare::mel::LogMelConfig, String> {
+        let mut config = crate::prepare::mel::LogMelConfig::yamnet();
+        if let Some(hop) = self.patch_hop_frames {
+            if hop == 0 || hop > config.patch_frames {
+                return Err(format!(
+                    "patch_hop_frames = {hop}: expected 1 to {} frames of 10 ms",
+                    config.patch_frames
+                ));
+            }
+            config.patch_hop_frames = hop;
+        }
+        Ok(config)
+    }
+
     /// The events to watch: the profile's list, or the defaults at `threshold` (the model's
     /// manifest threshold), ending below half of it.
     pub fn events_or_defaults(&self, threshold: f32) -> Vec<EventClass> {
@@ -247,11 +267,29 @@ mod tests {
         );
         let chosen = AudioEventsSettings {
             events: Some(vec![event("x", &["Speech"], 0.9)]),
+            patch_hop_frames: None,
         };
         assert_eq!(
             chosen.events_or_defaults(0.6)[0].on,
             0.9,
             "a profile's list wins"
         );
+    }
+
+    #[test]
+    fn a_patch_hop_outside_one_patch_is_refused_by_name() {
+        let hop = |frames| AudioEventsSettings {
+            events: None,
+            patch_hop_frames: Some(frames),
+        };
+        assert_eq!(
+            AudioEventsSettings::default().log_mel().unwrap(),
+            crate::prepare::mel::LogMelConfig::yamnet()
+        );
+        assert_eq!(hop(24).log_mel().unwrap().patch_hop_frames, 24);
+        for bad in [0, 97] {
+            let err = hop(bad).log_mel().unwrap_err();
+            assert!(err.contains("patch_hop_frames"), "{err}");
+        }
     }
 }

@@ -51,13 +51,14 @@ pub fn extract(
     yamnet: &str,
     dir: &Path,
     labels: &[String],
+    config: &LogMelConfig,
 ) -> Result<Vec<RecordingPatches>, EventHeadError> {
     let plan = Plan::load(manifest, yamnet)?;
     let spec = manifest.model(yamnet)?;
     let mut out = Vec::new();
     for (wav, events_path) in labelled_recordings(dir)? {
         let audio = read_pcm(&wav)?;
-        let config = LogMelConfig::yamnet();
+        let config = config.clone();
         if audio.rate != config.sample_rate_hz {
             return Err(EventHeadError::Data {
                 path: wav,

@@ -42,6 +42,8 @@ pub struct FitConfig {
     pub backend: BackendKind,
     /// The YAMNet model of the manifest whose embedding the head reads.
     pub yamnet: String,
+    /// 10 ms frames between patch starts (YAMNet's own: 48).
+    pub patch_hop_frames: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +55,7 @@ pub struct FitSummary {
     /// Labels left without settings, and why.
     pub unfitted: Vec<(String, String)>,
     pub budget_per_hour: f64,
+    pub patch_hop_frames: usize,
     pub train_patches: usize,
     pub final_loss: f64,
     pub tract_max_difference: f32,
@@ -97,10 +100,21 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
         )));
     }
     let labels = &config.labels;
-    let train_set = extract(manifest, &config.yamnet, &config.train, labels)?;
-    let validation = extract(manifest, &config.yamnet, &config.validation, labels)?;
+    let hop = AudioEventsSettings {
+        events: None,
+        patch_hop_frames: Some(config.patch_hop_frames),
+    };
+    let log_mel = hop.log_mel().map_err(EventHeadError::Config)?;
+    let train_set = extract(manifest, &config.yamnet, &config.train, labels, &log_mel)?;
+    let validation = extract(
+        manifest,
+        &config.yamnet,
+        &config.validation,
+        labels,
+        &log_mel,
+    )?;
     let test = match &config.test {
-        Some(dir) => extract(manifest, &config.yamnet, dir, labels)?,
+        Some(dir) => extract(manifest, &config.yamnet, dir, labels, &log_mel)?,
         None => Vec::new(),
     };
     let yamnet_spec = manifest.model(&config.yamnet)?;
@@ -270,6 +284,7 @@ pub fn fit(manifest: &Manifest, config: &FitConfig) -> Result<FitSummary, EventH
         test: tested,
         unfitted,
         budget_per_hour: config.budget_per_hour,
+        patch_hop_frames: config.patch_hop_frames,
         train_patches: train_patches.iter().filter(|p| !p.partial).count(),
         final_loss,
         tract_max_difference,
@@ -316,9 +331,13 @@ pub fn profile_section(summary: &FitSummary, classes: &ClassMap) -> String {
     let mut out = format!(
         "# Fitted by `vigil-train audio-events fit` on the validation part for at most {} false \
          alarms per hour\n# of background; model = \"{model}\" on the stream.\n\
-         [stream.audio_events]\nevents = [\n",
+         [stream.audio_events]\n",
         summary.budget_per_hour
     );
+    if summary.patch_hop_frames != 48 {
+        let _ = writeln!(out, "patch_hop_frames = {}", summary.patch_hop_frames);
+    }
+    out.push_str("events = [\n");
     for s in &summary.validation {
         let names: Vec<String> = class_names(s, classes)
             .iter()
