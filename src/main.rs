@@ -42,7 +42,7 @@ enum Command {
     /// against a labelled recording (`--events` + `--alerts` + `--duration`: per label, events
     /// detected, latency, false alarms per hour of background), or the recording itself run
     /// through a profile's stream (`--events` + `--recording` + `--profile`, or `--dataset`).
-    Eval(EvalArgs),
+    Eval(Box<EvalArgs>),
     /// Score one hyperspectral scene (ENVI `.hdr`, `.npy` H×W×B, MATLAB v5 `.mat`) with a
     /// conventional detector; write the H×W float32 score map as `.npy` and, optionally, a PNG.
     Hsi(HsiArgs),
@@ -591,7 +591,7 @@ fn main() -> Result<()> {
             work,
         } => soak(seconds, streams, overload, &work, &stop)?,
         Command::Hsi(args) => hsi(args)?,
-        Command::Eval(args) => eval(args)?,
+        Command::Eval(args) => eval(*args)?,
     }
     Ok(())
 }
@@ -621,9 +621,25 @@ struct EvalArgs {
     #[arg(long)]
     profile: Option<PathBuf>,
     /// The stream: with --alerts, the one the alerts must come from (default: the first
-    /// alert's); with --recording, the profile's stream that scores it (default: the first).
+    /// alert's); with --recording or --dataset, the profile's stream that scores it (default:
+    /// the first). Given several times with --recording or --dataset, every stream scores the
+    /// recording and their alerts are pooled: what the box raises from all of them.
     #[arg(long)]
-    stream: Option<String>,
+    stream: Vec<String>,
+    /// Footage played under each recording for violence streams (which take video with the
+    /// sound), looped back and forth to the recording's length; given several times, the
+    /// recordings take them in turn.
+    #[arg(long)]
+    footage: Vec<PathBuf>,
+    /// Play each --footage from this fraction of its length on (e.g. 0.7: the last 30 %, the
+    /// part of opencv-doc's recordings MAVD-edge was not trained on).
+    #[arg(long, default_value_t = 0.0, requires = "footage")]
+    footage_from: f64,
+    /// Count every marked event and every alert as this one label: whether the box raised
+    /// anything at all for an event, whichever stream and label did (`--by label` then breaks
+    /// the detections down by the marked label).
+    #[arg(long = "as")]
+    as_label: Option<String>,
     /// The model the alerts must come from, or that scores the recording instead of the
     /// stream's own.
     #[arg(long)]
@@ -639,6 +655,10 @@ struct EvalArgs {
     /// Also break detections down by this column of the event lists (e.g. `snr_db`).
     #[arg(long)]
     by: Option<String>,
+    /// With --recording or --dataset: write every model input's scores here (CSV:
+    /// recording, stream, time_s, label, score), to see why an event was missed.
+    #[arg(long)]
+    scores_out: Option<PathBuf>,
     /// With --recording or --dataset: write the alerts raised as JSON lines here.
     #[arg(long)]
     alerts_out: Option<PathBuf>,
@@ -676,32 +696,97 @@ fn eval(args: EvalArgs) -> Result<()> {
             bail!("--recording and --dataset need --profile");
         };
         let profile = vigil::profile::Profile::load(profile_path)?;
+        let streams: Vec<Option<&str>> = if args.stream.is_empty() {
+            vec![None]
+        } else {
+            args.stream.iter().map(|s| Some(s.as_str())).collect()
+        };
+        // Footage is decoded once, at the size and rate of the first violence stream.
+        let mut footage: Option<Vec<vigil::eval::scene::Footage>> = None;
         let mut reports = Vec::new();
         let mut alert_lines = String::new();
-        for (wav, events_path) in &recordings {
-            // A fresh detector per recording, as a box that was just started hears it.
-            let mut detector = vigil::runtime::InlineDetector::from_profile(
-                &profile,
-                args.stream.as_deref(),
-                args.model.as_deref(),
-            )?;
+        let mut score_lines = String::from("recording,stream,time_s,label,score\n");
+        for (index, (wav, events_path)) in recordings.iter().enumerate() {
             let audio = vigil::io::wav::read_pcm(wav)?;
-            recording::check_input(&detector, &audio, wav)?;
-            let marked = events::read_marked_events(events_path, &labels, audio.duration_s())?;
-            let run = recording::run_recording(&mut detector, &audio, wav)?;
-            eprintln!(
-                "{}: {:.1} s scored in {:.1} s ({:.0}× real time), {} alerts opened",
-                wav.display(),
-                run.duration_s,
-                run.seconds,
-                run.duration_s / run.seconds.max(1e-9),
-                run.raised().len()
-            );
-            for alert in &run.alerts {
-                alert_lines.push_str(&serde_json::to_string(alert)?);
-                alert_lines.push('\n');
+            let mut marked = events::read_marked_events(events_path, &labels, audio.duration_s())?;
+            let mut raised = Vec::new();
+            for stream in &streams {
+                // A fresh detector per recording, as a box that was just started hears it.
+                let mut detector = vigil::runtime::InlineDetector::for_recordings(
+                    &profile,
+                    *stream,
+                    args.model.as_deref(),
+                )?;
+                let run = if let vigil::runtime::Media::AudioVisual { .. } = detector.media() {
+                    if args.footage.is_empty() {
+                        bail!(
+                            "stream {} runs {}, which takes video with the sound: give \
+                             --footage VIDEO",
+                            detector.stream(),
+                            detector.model()
+                        );
+                    }
+                    if footage.is_none() {
+                        footage = Some(
+                            args.footage
+                                .iter()
+                                .map(|path| {
+                                    vigil::eval::scene::Footage::decode(path, &detector)?
+                                        .from_fraction(args.footage_from)
+                                })
+                                .collect::<Result<_, _>>()?,
+                        );
+                    }
+                    let all = footage.as_deref().unwrap_or_default();
+                    let scene = &all[index % all.len()];
+                    vigil::eval::scene::run_scene(&mut detector, &audio, scene, wav)?
+                } else {
+                    recording::check_input(&detector, &audio, wav)?;
+                    recording::run_recording(&mut detector, &audio, wav)?
+                };
+                eprintln!(
+                    "{} on {}: {:.1} s scored in {:.1} s ({:.0}× real time), {} alerts opened",
+                    wav.display(),
+                    detector.stream(),
+                    run.duration_s,
+                    run.seconds,
+                    run.duration_s / run.seconds.max(1e-9),
+                    run.raised().len()
+                );
+                for alert in &run.alerts {
+                    alert_lines.push_str(&serde_json::to_string(alert)?);
+                    alert_lines.push('\n');
+                }
+                if args.scores_out.is_some() {
+                    use std::fmt::Write as _;
+                    for (time, scores) in &run.scores {
+                        for (label, score) in scores {
+                            let _ = writeln!(
+                                score_lines,
+                                "{},{},{time:.3},{},{score:.5}",
+                                wav.display(),
+                                detector.stream(),
+                                label.as_str()
+                            );
+                        }
+                    }
+                }
+                raised.extend(run.raised());
             }
-            let report = events::score_events(&marked, &run.raised(), run.duration_s, rule)?;
+            // Pooled alerts in time order, numbered as one list.
+            raised.sort_by(|a, b| a.at.total_cmp(&b.at));
+            for (line, alert) in raised.iter_mut().enumerate() {
+                alert.line = line + 1;
+                if let Some(label) = &args.as_label {
+                    alert.label.clone_from(label);
+                }
+            }
+            if let Some(label) = &args.as_label {
+                for event in &mut marked {
+                    event.label.clone_from(label);
+                }
+            }
+            let report = events::score_events(&marked, &raised, audio.duration_s(), rule)?;
             if let Some(column) = &args.by {
                 tally_by(&mut by_column, &marked, &report, events_path, column)?;
             }
@@ -709,6 +794,10 @@ fn eval(args: EvalArgs) -> Result<()> {
         }
         if let Some(path) = &args.alerts_out {
             std::fs::write(path, alert_lines)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        if let Some(path) = &args.scores_out {
+            std::fs::write(path, score_lines)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         if reports.len() > 1 {
@@ -729,12 +818,19 @@ fn eval(args: EvalArgs) -> Result<()> {
                 "--duration {duration}: the recording's length must be a positive number of seconds"
             );
         }
-        let marked = events::read_marked_events(events_path, &labels, duration)?;
+        let mut marked = events::read_marked_events(events_path, &labels, duration)?;
+        if args.stream.len() > 1 {
+            bail!("--alerts comes from one stream: give --stream once");
+        }
         let source = events::AlertSource {
-            stream: args.stream.clone(),
+            stream: args.stream.first().cloned(),
             model: args.model.clone(),
         };
-        let raised = events::read_raised_alerts(alerts_path, &source, duration)?;
+        let mut raised = events::read_raised_alerts(alerts_path, &source, duration)?;
+        if let Some(label) = &args.as_label {
+            marked.iter_mut().for_each(|e| e.label.clone_from(label));
+            raised.iter_mut().for_each(|a| a.label.clone_from(label));
+        }
         let report = events::score_events(&marked, &raised, duration, rule)?;
         if let Some(column) = &args.by {
             tally_by(&mut by_column, &marked, &report, events_path, column)?;

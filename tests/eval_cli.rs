@@ -301,3 +301,138 @@ fn detections_are_broken_down_by_an_event_list_column() {
     assert!(!out.status.success());
     assert!(err.contains("no `place` column"), "{err}");
 }
+
+/// Detected events and false alarms of the report row of `label`.
+fn detected_of(report: &str, label: &str) -> usize {
+    let row = report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {label} |")))
+        .unwrap_or_else(|| panic!("no {label} row: {report}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    cells[3].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// A violence stream scores a recording under footage (its video and sound on one clock), and
+/// several streams' alerts pool into what the box raised, counted as one label with `--as`.
+#[test]
+fn a_violence_stream_scores_a_recording_under_footage_and_streams_pool() {
+    let footage = "/usr/share/doc/opencv-doc/examples/data/tree.avi";
+    assert!(
+        std::path::Path::new(footage).exists(),
+        "{footage} is absent: the test command installs opencv-doc (scripts/deps.sh)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = vigil::capture::synth::SynthConfig {
+        rate: 16_000,
+        duration_s: 12.0,
+        events: [3.0, 8.0]
+            .map(|at_s| vigil::capture::synth::SynthEvent {
+                at_s,
+                kind: vigil::capture::synth::SynthEventKind::Gunshot,
+            })
+            .to_vec(),
+        realtime: false,
+        block_ms: 100,
+        seed: 0,
+    };
+    let wav = dir.path().join("scene.wav");
+    vigil::io::wav::write_mono_pcm16(&wav, 16_000, &vigil::capture::synth::render(&config))
+        .unwrap();
+    let events = dir.path().join("scene.events.csv");
+    std::fs::write(
+        &events,
+        "start,end,label\n3.0,3.6,gunshot\n8.0,8.6,gunshot\n",
+    )
+    .unwrap();
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/surveillance-box.toml");
+    let scores = dir.path().join("scores.csv");
+    let run = |streams: &[&str], extra: &[&str]| {
+        let mut command = vigil();
+        command.args(["eval", "--profile", profile, "--as", "violence"]);
+        for stream in streams {
+            command.args(["--stream", stream]);
+        }
+        command
+            .args(["--footage", footage])
+            .args(extra)
+            .arg("--recording")
+            .arg(&wav)
+            .arg("--events")
+            .arg(&events)
+            .arg("--scores-out")
+            .arg(&scores)
+            .output()
+            .unwrap()
+    };
+    let mut detected = Vec::new();
+    for streams in [&["cam0"][..], &["mic0"], &["cam0", "mic0"]] {
+        let out = run(streams, &[]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{streams:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        detected.push(detected_of(&text, "violence"));
+        let written = std::fs::read_to_string(&scores).unwrap();
+        for stream in streams {
+            assert!(written.contains(&format!(",{stream},")), "{written}");
+        }
+        if streams.contains(&"cam0") {
+            // The fused score and each branch's, per snippet.
+            for head in ["violence", "video", "audio", "flow"] {
+                assert!(
+                    written
+                        .lines()
+                        .any(|l| l.contains(",cam0,") && l.contains(&format!(",{head},"))),
+                    "{head}: {written}"
+                );
+            }
+        }
+    }
+    // Pooled, an event is caught when either stream caught it.
+    assert!(
+        detected[2] >= detected[0].max(detected[1]) && detected[2] <= 2,
+        "{detected:?}"
+    );
+
+    // A violence stream without footage, footage cut past its end, and --alerts from two
+    // streams are refused by name.
+    let out = vigil()
+        .args([
+            "eval",
+            "--profile",
+            profile,
+            "--stream",
+            "cam0",
+            "--recording",
+        ])
+        .arg(&wav)
+        .arg("--events")
+        .arg(&events)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--footage"), "{err}");
+    let out = run(&["cam0"], &["--footage-from", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("tree.avi"), "{err}");
+    let out = vigil()
+        .args([
+            "eval",
+            "--duration",
+            "12",
+            "--stream",
+            "cam0",
+            "--stream",
+            "mic0",
+        ])
+        .arg("--events")
+        .arg(&events)
+        .arg("--alerts")
+        .arg(&events)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("one stream"), "{err}");
+}

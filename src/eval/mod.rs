@@ -36,6 +36,7 @@ pub mod events;
 mod pro;
 mod ranking;
 pub mod recording;
+pub mod scene;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -86,6 +86,13 @@ pub fn check_input(
                 detector.model()
             )));
         }
+        Media::AudioVisual { .. } => {
+            return Err(input(format!(
+                "stream {} runs {}, which takes video with the sound: give --footage",
+                detector.stream(),
+                detector.model()
+            )));
+        }
     }
     if recording.samples.is_empty() {
         return Err(input("holds no samples".into()));

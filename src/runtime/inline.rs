@@ -17,6 +17,15 @@ pub enum Media {
     Audio { rate: u32 },
     /// Packed RGB frames of this size.
     Video { width: u32, height: u32 },
+    /// Mono f32 audio at `rate` and packed RGB frames of `width × height` at
+    /// `frames_per_second`, on one clock: a violence stream, built only by
+    /// [`InlineDetector::for_recordings`].
+    AudioVisual {
+        rate: u32,
+        width: u32,
+        height: u32,
+        frames_per_second: u32,
+    },
 }
 
 /// What one sample produced: the label scores of every model input it completed (an audio
@@ -38,11 +47,33 @@ pub struct InlineDetector {
 
 impl InlineDetector {
     /// The detector of the profile's stream `stream` (the first when None), running `model`
-    /// instead of the stream's own when given. The stream's source is not used.
+    /// instead of the stream's own when given. The stream's source is not used. Streams that
+    /// take one medium only: violence streams are refused (see
+    /// [`Self::audio_visual_from_profile`]).
     pub fn from_profile(
         profile: &Profile,
         stream: Option<&str>,
         model: Option<&str>,
+    ) -> Result<Self, RuntimeError> {
+        Self::build(profile, stream, model, false)
+    }
+
+    /// As [`Self::from_profile`], and a violence stream too: that one takes video frames and
+    /// audio blocks interleaved in time order ([`Media::AudioVisual`]), as its camera and
+    /// microphone deliver them on one clock. For scoring recordings, not for the element.
+    pub fn for_recordings(
+        profile: &Profile,
+        stream: Option<&str>,
+        model: Option<&str>,
+    ) -> Result<Self, RuntimeError> {
+        Self::build(profile, stream, model, true)
+    }
+
+    fn build(
+        profile: &Profile,
+        stream: Option<&str>,
+        model: Option<&str>,
+        audio_visual: bool,
     ) -> Result<Self, RuntimeError> {
         let mut settings = match stream {
             Some(name) => profile.streams.iter().find(|s| s.name == name),
@@ -58,7 +89,18 @@ impl InlineDetector {
         }
         let manifest = manifest_of(profile)?;
         let (family, stages) = build_stages(&settings, profile, &manifest, &mut Plans::new())?;
-        let media = super::media_for(family, &settings).ok_or_else(|| {
+        let media = if family == MAVD_EDGE && audio_visual {
+            use crate::models::violence::staging::{AUDIO_RATE, FRAMES_PER_SECOND, SIDE};
+            Some(Media::AudioVisual {
+                rate: AUDIO_RATE,
+                width: SIDE as u32,
+                height: SIDE as u32,
+                frames_per_second: FRAMES_PER_SECOND,
+            })
+        } else {
+            super::media_for(family, &settings)
+        };
+        let media = media.ok_or_else(|| {
             let detail = if family == HYPERSPECTRAL {
                 "hyperspectral streams take push-broom lines, not audio or video buffers".into()
             } else if family == MAVD_EDGE {

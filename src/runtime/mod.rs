@@ -108,9 +108,11 @@ fn media_for(family: &str, stream: &StreamSettings) -> Option<Media> {
 #[cfg(feature = "gst")]
 fn gst_stream_for(family: &str, stream: &StreamSettings) -> Option<crate::capture::gst::GstStream> {
     use crate::capture::gst::GstStream;
-    media_for(family, stream).map(|media| match media {
-        Media::Audio { rate } => GstStream::Audio { rate },
-        Media::Video { width, height } => GstStream::Video { width, height },
+    media_for(family, stream).and_then(|media| match media {
+        Media::Audio { rate } => Some(GstStream::Audio { rate }),
+        Media::Video { width, height } => Some(GstStream::Video { width, height }),
+        // Violence streams have their own two-branch source.
+        Media::AudioVisual { .. } => None,
     })
 }
 

@@ -171,6 +171,8 @@ fn media_caps(media: Media) -> gst::Caps {
             .field("width", as_int(width))
             .field("height", as_int(height))
             .build(),
+        // Never loaded: `from_profile` refuses violence streams, which need both at once.
+        Media::AudioVisual { .. } => gst::Caps::new_empty(),
     }
 }
 
@@ -398,5 +400,8 @@ fn to_sample(state: &mut State, buf: &gst::BufferRef) -> Result<Sample, String> 
             }))
         }
         (Media::Video { .. }, None) => Err("video buffer before video caps".into()),
+        (Media::AudioVisual { .. }, _) => {
+            Err("a violence stream takes audio and video together; vigildetect takes one".into())
+        }
     }
 }

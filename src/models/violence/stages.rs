@@ -189,7 +189,10 @@ pub struct ViolenceAlerts {
     threshold: f32,
     event: u64,
     last: Option<Stamp>,
-    score: f32,
+    /// The live scores last decided on: the fused score and each unimodal head's.
+    live: [f32; 4],
+    /// Names of the unimodal heads' scores.
+    heads: [Name; 3],
 }
 
 impl ViolenceAlerts {
@@ -202,7 +205,12 @@ impl ViolenceAlerts {
             threshold: settings.fused.on,
             event: 0,
             last: None,
-            score: f32::NAN,
+            live: [f32::NAN; 4],
+            heads: [
+                name("score name", "video").map_err(names)?,
+                name("score name", "audio").map_err(names)?,
+                name("score name", "flow").map_err(names)?,
+            ],
         })
     }
 
@@ -237,7 +245,8 @@ impl Decide for ViolenceAlerts {
             pts: scores.end,
             ..stamp
         };
-        self.score = scores.live.fused;
+        let live = &scores.live;
+        self.live = [live.fused, live.video, live.audio, live.flow];
         if let Some(transition) = self.decide.observe(&scores.live, scores.start, scores.end) {
             self.alert(transition, &at, emit);
         }
@@ -251,8 +260,14 @@ impl Decide for ViolenceAlerts {
         }
     }
 
+    /// The fused score under the alert's label, then the video, audio and flow heads' (which
+    /// only explain an alert, but show what each branch made of a scene).
     fn scores(&self) -> Vec<(Name, f32)> {
-        vec![(self.label.clone(), self.score)]
+        std::iter::once(&self.label)
+            .chain(&self.heads)
+            .cloned()
+            .zip(self.live)
+            .collect()
     }
 }
 
