@@ -708,15 +708,25 @@ fn eval(args: EvalArgs) -> Result<()> {
         let mut score_lines = String::from("recording,stream,time_s,label,score\n");
         for (index, (wav, events_path)) in recordings.iter().enumerate() {
             let audio = vigil::io::wav::read_pcm(wav)?;
-            let mut marked = events::read_marked_events(events_path, &labels, audio.duration_s())?;
-            let mut raised = Vec::new();
+            // Fresh detectors per recording, as a box that was just started hears it; each
+            // checks the recording before the event list is read against its length.
+            let mut detectors = Vec::with_capacity(streams.len());
             for stream in &streams {
-                // A fresh detector per recording, as a box that was just started hears it.
-                let mut detector = vigil::runtime::InlineDetector::for_recordings(
+                let detector = vigil::runtime::InlineDetector::for_recordings(
                     &profile,
                     *stream,
                     args.model.as_deref(),
                 )?;
+                if let vigil::runtime::Media::AudioVisual { .. } = detector.media() {
+                    vigil::eval::scene::check_input(&detector, &audio, wav)?;
+                } else {
+                    recording::check_input(&detector, &audio, wav)?;
+                }
+                detectors.push(detector);
+            }
+            let mut marked = events::read_marked_events(events_path, &labels, audio.duration_s())?;
+            let mut raised = Vec::new();
+            for mut detector in detectors {
                 let run = if let vigil::runtime::Media::AudioVisual { .. } = detector.media() {
                     if args.footage.is_empty() {
                         bail!(
@@ -741,7 +751,6 @@ fn eval(args: EvalArgs) -> Result<()> {
                     let scene = &all[index % all.len()];
                     vigil::eval::scene::run_scene(&mut detector, &audio, scene, wav)?
                 } else {
-                    recording::check_input(&detector, &audio, wav)?;
                     recording::run_recording(&mut detector, &audio, wav)?
                 };
                 eprintln!(

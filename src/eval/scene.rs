@@ -86,15 +86,22 @@ impl Footage {
     }
 }
 
-/// Runs `recording` (read from `path`) under `footage` through `detector`, a violence
-/// stream's, from a fresh start: frames at the stream's rate for the recording's length,
-/// each preceded by the audio that starts before it ends.
-pub fn run_scene(
-    detector: &mut InlineDetector,
+/// The stream's audio rate, frame width and height and frames per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SceneFormat {
+    pub rate: u32,
+    pub width: u32,
+    pub height: u32,
+    pub frames_per_second: u32,
+}
+
+/// Refuses a recording a violence stream's `detector` cannot take (another stream, another
+/// sample rate, no samples); the format it takes otherwise.
+pub fn check_input(
+    detector: &InlineDetector,
     recording: &Recording,
-    footage: &Footage,
     path: &Path,
-) -> Result<RecordingRun, RecordingError> {
+) -> Result<SceneFormat, RecordingError> {
     let input = |problem: String| RecordingError::Input {
         path: path.to_path_buf(),
         problem,
@@ -123,6 +130,29 @@ pub fn run_scene(
     if recording.samples.is_empty() {
         return Err(input("holds no samples".into()));
     }
+    Ok(SceneFormat {
+        rate,
+        width,
+        height,
+        frames_per_second,
+    })
+}
+
+/// Runs `recording` (read from `path`) under `footage` through `detector`, a violence
+/// stream's, from a fresh start: frames at the stream's rate for the recording's length,
+/// each preceded by the audio that starts before it ends.
+pub fn run_scene(
+    detector: &mut InlineDetector,
+    recording: &Recording,
+    footage: &Footage,
+    path: &Path,
+) -> Result<RecordingRun, RecordingError> {
+    let SceneFormat {
+        rate,
+        width,
+        height,
+        frames_per_second,
+    } = check_input(detector, recording, path)?;
     let frame_bytes = width as usize * height as usize * 3;
     if let Some(frame) = footage.frames.iter().find(|f| f.len() != frame_bytes) {
         return Err(RecordingError::Input {
