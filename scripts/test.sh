@@ -84,6 +84,17 @@ fi
   models/fers-edge/*.onnx models/isstad-edge/*.onnx models/patchcore/*.onnx
 # The surveillance pipeline stage by stage, with onnxruntime on the same extractor and head.
 "$pyref/bin/python" scripts/bench/mavd.py "$train" --seconds 6 --repeats 5
+# Every shipped network against onnxruntime's forms of it, 1 and 2 threads (few runs: this
+# checks that each row is measured on both sides, the README's table takes more).
+PYTHON="$pyref/bin/python" target/release/vigil bench --suite models --runs 5 --json "$work/models.json"
+"$pyref/bin/python" - "$work/models.json" <<'PY'
+import json, math, sys
+rows = json.load(open(sys.argv[1]))
+assert len(rows) >= 6, rows
+for row in rows:
+    assert all(math.isfinite(ms) and ms > 0 for ms in row["vigil_ms"]), row
+    assert row["peer_ms"], f"no onnxruntime form ran for {row['network']}: {row['peer_errors']}"
+PY
 
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out. The
 # detectors' kernels are checked against numpy and streaming against batch on a real scene;

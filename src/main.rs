@@ -68,9 +68,17 @@ enum Command {
         /// Timed runs per measurement.
         #[arg(long, default_value_t = 200)]
         runs: usize,
-        /// Which measurements: all, audio (YAMNet, log-mel, pipeline) or hsi (RX, streaming).
+        /// Which measurements: all, audio (YAMNet, log-mel, pipeline), hsi (RX, streaming),
+        /// industrial, or models (every shipped network against onnxruntime's best form, 1 and
+        /// 2 threads; not part of all).
         #[arg(long, value_enum, default_value = "all")]
         suite: BenchSuite,
+        /// With --suite models: only the networks whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// With --suite models: also write the rows as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Score one video's pre-extracted snippet features (XD-Violence layout: `[snippets,
     /// width]` f32 `.npy` per modality) with a MAVD window graph (`vigil-train mavd export`),
@@ -103,6 +111,9 @@ enum BenchSuite {
     Hsi,
     /// The factory line: PatchCore and ISSTAD-edge against onnxruntime, pipeline frames/s.
     Industrial,
+    /// Every shipped network in its shipped form against onnxruntime's fp32 and int8 of the
+    /// same network, at 1 and 2 threads.
+    Models,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -572,7 +583,26 @@ fn main() -> Result<()> {
                 .with_context(|| format!("cannot inspect {model}"))?;
             print!("{}", report.render(spec));
         }
-        Command::Bench { runs, suite } => bench(runs, suite)?,
+        Command::Bench {
+            runs,
+            suite: BenchSuite::Models,
+            only,
+            json,
+        } => {
+            let rows = vigil::bench::models::models(runs, only.as_deref())?;
+            if rows.is_empty() {
+                bail!(
+                    "no shipped network's name contains {:?}",
+                    only.unwrap_or_default()
+                );
+            }
+            print!("{}", vigil::bench::models::render(&rows));
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        Command::Bench { runs, suite, .. } => bench(runs, suite)?,
         Command::MavdScore {
             model,
             rgb,

@@ -22,6 +22,8 @@ use crate::models::audio_events::{MelPatch, YamnetDetector};
 use crate::pipeline::{Decide, Detect, Pipeline, PipelineSettings, Prepare, StageError};
 use crate::prepare::mel::log_mel;
 
+pub mod models;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error("{0}")]
