@@ -84,6 +84,15 @@ impl Footage {
             frames,
         })
     }
+
+    /// Decoding needs GStreamer, which this build leaves out.
+    #[cfg(not(feature = "gst"))]
+    pub fn decode(path: &Path, _detector: &InlineDetector) -> Result<Self, RecordingError> {
+        Err(RecordingError::Input {
+            path: path.to_path_buf(),
+            problem: "decoding footage needs vigil built with its `gst` feature".into(),
+        })
+    }
 }
 
 /// The stream's audio rate, frame width and height and frames per second.

@@ -90,12 +90,14 @@ impl InlineDetector {
         let manifest = manifest_of(profile)?;
         let (family, stages) = build_stages(&settings, profile, &manifest, &mut Plans::new())?;
         let media = if family == MAVD_EDGE && audio_visual {
-            use crate::models::violence::staging::{AUDIO_RATE, FRAMES_PER_SECOND, SIDE};
+            // What the stream's snippet assembler and RGB extractor take.
+            let snippets = crate::models::violence::snippet::SnippetConfig::default();
+            let side = crate::models::violence::extract::RGB_SIDE as u32;
             Some(Media::AudioVisual {
-                rate: AUDIO_RATE,
-                width: SIDE as u32,
-                height: SIDE as u32,
-                frames_per_second: FRAMES_PER_SECOND,
+                rate: snippets.audio_rate,
+                width: side,
+                height: side,
+                frames_per_second: snippets.frames_per_second,
             })
         } else {
             super::media_for(family, &settings)
