@@ -167,6 +167,16 @@ impl Softmax {
                         rows_kernel(chunk, row_len);
                         Ok(())
                     })?;
+                } else if T::datum_type() == f32::datum_type() && kind == SoftmaxKind::Softmax {
+                    // No rows kernel for this target, or rows of a length it does not take
+                    // (attention over 197 tokens): one fused pass per row, in portable code
+                    // the compiler vectorises, instead of three kernel calls per row.
+                    let data = output_plain.as_slice_mut::<f32>()?;
+                    let total = data.len();
+                    tract_linalg::multithread::par_chunks_mut(data, row_len, total, |_, chunk| {
+                        chunk.chunks_mut(row_len).for_each(softmax_row_f32);
+                        Ok(())
+                    })?;
                 } else if T::datum_type() == f32::datum_type() {
                     let data = output_plain.as_slice_mut::<f32>()?;
                     let total = data.len();
@@ -300,6 +310,56 @@ impl Softmax {
         }
         Ok(())
     }
+}
+
+/// Lanes of the portable row kernel: two SSE or one AVX register, four NEON ones.
+const LANES: usize = 8;
+
+/// e^x for x ≤ 0 (softmax rows minus their maximum), vectorisable: x = k·ln 2 + r with
+/// |r| ≤ ln 2 / 2, e^r by Cephes' degree-5 polynomial (the constants of tract-linalg's wasm
+/// rows kernel), 2^k built in the exponent bits; 0 below -103, where e^x underflows.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    // Adding 1.5 · 2^23 rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let kf = t - MAGIC;
+    let k = t.to_bits() as i32 - MAGIC.to_bits() as i32;
+    let r = x - kf * 0.693_145_75 - kf * 1.428_606_8e-6;
+    let mut q = 8.297_653_5e-3f32;
+    q = 4.191_538_2e-2 + q * r;
+    q = 1.666_757_5e-1 + q * r;
+    q = 4.999_889_5e-1 + q * r;
+    q = 9.999_997e-1 + q * r;
+    q = 1.000_000_1 + q * r;
+    let biased = (k + 127).clamp(1, 254);
+    let scale = f32::from_bits((biased as u32) << 23);
+    if x < -103.0 { 0.0 } else { q * scale }
+}
+
+/// Softmax of one row in place: max, exp, sum, scale. The reductions run over `LANES`
+/// independent lanes so the compiler vectorises them (it may not reorder one float
+/// accumulator), and the exp pass only writes: summing inside it kept that loop scalar.
+fn softmax_row_f32(row: &mut [f32]) {
+    let split = row.len() - row.len() % LANES;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    for chunk in row[..split].chunks_exact(LANES) {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    // A NaN anywhere makes its own exp, hence the sum and the whole row, NaN, as it should.
+    let max = lanes.iter().chain(&row[split..]).fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    row.iter_mut().for_each(|x| *x = exp_nonpositive(*x - max));
+    let mut sums = [0f32; LANES];
+    for chunk in row[..split].chunks_exact(LANES) {
+        for (s, &x) in sums.iter_mut().zip(chunk) {
+            *s += x;
+        }
+    }
+    let sum = sums.iter().sum::<f32>() + row[split..].iter().sum::<f32>();
+    let inverse = sum.recip();
+    row.iter_mut().for_each(|x| *x *= inverse);
 }
 
 /// The f32 row kernels, built once per evaluation: a softmax over many short rows would
@@ -826,4 +886,43 @@ mod f16_accumulator {
         }
         Ok(())
     }
+
 }
+
+#[cfg(test)]
+mod portable_rows {
+    use super::softmax_row_f32;
+
+    #[test]
+    fn portable_rows_match_a_double_precision_softmax() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for len in (1..70).chain([196, 197, 256, 1000]) {
+            for spread in [0.1f32, 5.0, 40.0, 200.0] {
+                let row: Vec<f32> = (0..len).map(|_| next() * spread).collect();
+                let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+                let exps: Vec<f64> = row.iter().map(|&x| (x as f64 - max).exp()).collect();
+                let sum: f64 = exps.iter().sum();
+                let mut found = row.clone();
+                softmax_row_f32(&mut found);
+                for (f, e) in found.iter().zip(&exps) {
+                    let expected = e / sum;
+                    assert!(
+                        (*f as f64 - expected).abs() <= 1e-5 * expected + 1e-7,
+                        "len {len}, spread {spread}: {f} against {expected}"
+                    );
+                }
+            }
+        }
+        let mut with_nan = vec![1.0, f32::NAN, 2.0];
+        softmax_row_f32(&mut with_nan);
+        assert!(with_nan.iter().all(|x| x.is_nan()));
+        let mut with_neg_inf = vec![0.0, f32::NEG_INFINITY];
+        softmax_row_f32(&mut with_neg_inf);
+        assert_eq!(with_neg_inf, [1.0, 0.0]);
+    }
+}
+
