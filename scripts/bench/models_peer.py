@@ -12,6 +12,9 @@ Usage: models_peer.py --input NAME=BATCH.npy [--input ...] [--fp32 FP32.onnx]
 - `published`: a file as its authors published it (YAMNet's QDQ int8, whose fp32 graph is not
   public), run as is.
 
+With --shipped and --vigil-output, also the largest |vigil - onnxruntime| over each output of
+the file vigil ran, on item 0 of the inputs ("max_difference").
+
 Each BATCH.npy holds [N, *the input's full shape]; run i feeds item i of every input (cycling). Prints
 one JSON object: {"version": ..., "forms": {FORM: {THREADS: median_ms}}, "errors": {...}}.
 A form onnxruntime cannot build (its quantizer failing, say) is reported under "errors", not
@@ -93,6 +96,9 @@ def main():
     parser.add_argument("--input", action="append", default=[], help="NAME=BATCH.npy")
     parser.add_argument("--fp32")
     parser.add_argument("--published")
+    parser.add_argument("--shipped", help="the file vigil ran, for --vigil-output")
+    parser.add_argument("--vigil-output", action="append", default=[],
+                        help="vigil's outputs of the shipped file on item 0, in graph order")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
@@ -111,6 +117,17 @@ def main():
             }
         except Exception as err:  # noqa: BLE001 - reported as the form's result
             result["errors"][form] = f"{type(err).__name__}: {err}"
+
+    if args.shipped and args.vigil_output:
+        # The same file in onnxruntime on the same input: the largest difference per output.
+        s = session(args.shipped, 1)
+        wanted = {i.name for i in s.get_inputs()}
+        outs = s.run(None, {n: b[0] for n, b in inputs.items() if n in wanted})
+        result["max_difference"] = [
+            float(np.max(np.abs(o.astype(np.float64) - np.load(p).astype(np.float64))))
+            if o.size else 0.0
+            for o, p in zip(outs, args.vigil_output)
+        ]
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.fp32:

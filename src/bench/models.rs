@@ -72,6 +72,8 @@ pub struct ModelRow {
     pub peer_ms: BTreeMap<String, Vec<f64>>,
     /// Forms onnxruntime could not build, and why.
     pub peer_errors: BTreeMap<String, String>,
+    /// Largest |vigil − onnxruntime| over each output of the shipped file, on one input.
+    pub max_difference: Vec<f64>,
     pub peer_version: String,
 }
 
@@ -279,6 +281,31 @@ fn plan(
     Ok((plan, inputs))
 }
 
+/// Runs `plan` on item 0 of the inputs and writes each output, as f32, to `dir/out-<i>.npy`
+/// for the peer to compare with onnxruntime's outputs of the same file.
+fn write_outputs(
+    plan: &Arc<TypedSimplePlan>,
+    inputs: &[Vec<Tensor>],
+    dir: &Path,
+) -> Result<usize, BenchError> {
+    let mut state = TypedSimpleState::new(plan).map_err(setup)?;
+    let values = inputs.iter().map(|batch| batch[0].clone().into()).collect();
+    let outputs = state.run(values).map_err(setup)?;
+    for (i, output) in outputs.iter().enumerate() {
+        let storage = output.datum_type().unquantized();
+        let as_f32 = output
+            .clone()
+            .into_tensor()
+            .cast_to_dt(storage)
+            .and_then(|t| t.cast_to::<f32>().map(|t| t.into_owned()))
+            .map_err(setup)?;
+        let plain = as_f32.try_as_plain_ram().map_err(setup)?;
+        let values = plain.as_slice::<f32>().map_err(setup)?;
+        write_npy(dir.join(format!("out-{i}.npy")), as_f32.shape(), values).map_err(setup)?;
+    }
+    Ok(outputs.len())
+}
+
 /// Median ms of `runs` runs of `plan` on the inputs (run i takes item i of each).
 fn time_plan(
     plan: &Arc<TypedSimplePlan>,
@@ -345,6 +372,13 @@ pub fn models(runs: usize, only: Option<&str>) -> Result<Vec<ModelRow>, BenchErr
             }
             _ => None,
         };
+        let outputs = write_outputs(&shipped_plan, &inputs, &dir)?;
+        args.push("--shipped".into());
+        args.push(network.shipped.display().to_string());
+        for i in 0..outputs {
+            args.push("--vigil-output".into());
+            args.push(dir.join(format!("out-{i}.npy")).display().to_string());
+        }
         if let Some(fp32) = &network.fp32 {
             args.push("--fp32".into());
             args.push(fp32.display().to_string());
@@ -380,6 +414,15 @@ pub fn models(runs: usize, only: Option<&str>) -> Result<Vec<ModelRow>, BenchErr
                     .collect()
             })
             .unwrap_or_default();
+        let max_difference = peer["max_difference"]
+            .as_array()
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .unwrap_or_default();
         rows.push(ModelRow {
             network: network.name.into(),
             form: network.form.into(),
@@ -387,6 +430,7 @@ pub fn models(runs: usize, only: Option<&str>) -> Result<Vec<ModelRow>, BenchErr
             vigil_fp32_ms,
             peer_ms,
             peer_errors,
+            max_difference,
             peer_version: peer["version"].as_str().unwrap_or("?").into(),
         });
     }
@@ -434,6 +478,15 @@ pub fn render(rows: &[ModelRow]) -> String {
             ratio(1),
         ));
     }
+    out.push_str("\nLargest difference from onnxruntime on the shipped file, per output:\n");
+    for row in rows {
+        let values: Vec<String> = row
+            .max_difference
+            .iter()
+            .map(|d| format!("{d:.2e}"))
+            .collect();
+        out.push_str(&format!("- {}: {}\n", row.network, values.join(", ")));
+    }
     for row in rows {
         for (form, err) in &row.peer_errors {
             out.push_str(&format!(
@@ -460,6 +513,7 @@ mod tests {
                 ("int8".to_string(), vec![4.0, f64::NAN]),
             ]),
             peer_errors: BTreeMap::from([("published".to_string(), "no such file".to_string())]),
+            max_difference: vec![1e-6],
             peer_version: "1".into(),
         }
     }
