@@ -14,7 +14,7 @@ use super::events::{EventReport, LabelResult, RaisedAlert};
 use crate::alert::{Alert, Name, Phase};
 use crate::capture::{AudioBlock, Sample, Stamp};
 use crate::io::wav::Recording;
-use crate::runtime::{InlineDetector, Media};
+use crate::runtime::{InlineDetector, InlineResult, Media};
 
 /// Audio is pushed in blocks of this length, about what a capture buffer holds.
 const BLOCK: Duration = Duration::from_millis(100);
@@ -44,6 +44,17 @@ pub struct RecordingRun {
 }
 
 impl RecordingRun {
+    /// Takes in what one pushed sample produced.
+    pub(super) fn add(&mut self, result: InlineResult) {
+        self.scores.extend(
+            result
+                .scores
+                .into_iter()
+                .map(|(stamp, scores)| (stamp.pts.as_secs_f64(), scores)),
+        );
+        self.alerts.extend(result.alerts);
+    }
+
     /// The alerts that opened an event, as the event scorer takes them.
     pub fn raised(&self) -> Vec<RaisedAlert> {
         self.alerts
@@ -70,29 +81,38 @@ pub fn check_input(
         problem,
     };
     match detector.media() {
-        Media::Audio { rate } if rate == recording.rate => {}
-        Media::Audio { rate } => {
-            return Err(input(format!(
-                "recorded at {} Hz, model {} takes {rate} Hz (resample with \
-                 `ffmpeg -i IN -ar {rate} -ac 1 OUT.wav`)",
-                recording.rate,
-                detector.model()
-            )));
-        }
-        Media::Video { .. } => {
-            return Err(input(format!(
-                "stream {} runs {}, a video model; a recording is scored by an audio stream",
-                detector.stream(),
-                detector.model()
-            )));
-        }
-        Media::AudioVisual { .. } => {
-            return Err(input(format!(
-                "stream {} runs {}, which takes video with the sound: give --footage",
-                detector.stream(),
-                detector.model()
-            )));
-        }
+        Media::Audio { rate } => check_rate(detector, recording, path, rate),
+        Media::Video { .. } => Err(input(format!(
+            "stream {} runs {}, a video model; a recording is scored by an audio stream",
+            detector.stream(),
+            detector.model()
+        ))),
+        Media::AudioVisual { .. } => Err(input(format!(
+            "stream {} runs {}, which takes video with the sound: give --footage",
+            detector.stream(),
+            detector.model()
+        ))),
+    }
+}
+
+/// Refuses a recording at another sample rate than the `rate` `detector` takes, or empty.
+pub(super) fn check_rate(
+    detector: &InlineDetector,
+    recording: &Recording,
+    path: &Path,
+    rate: u32,
+) -> Result<(), RecordingError> {
+    let input = |problem: String| RecordingError::Input {
+        path: path.to_path_buf(),
+        problem,
+    };
+    if recording.rate != rate {
+        return Err(input(format!(
+            "recorded at {} Hz, model {} takes {rate} Hz (resample with \
+             `ffmpeg -i IN -ar {rate} -ac 1 OUT.wav`)",
+            recording.rate,
+            detector.model()
+        )));
     }
     if recording.samples.is_empty() {
         return Err(input("holds no samples".into()));
@@ -135,13 +155,7 @@ pub fn run_recording(
                 at: pts.as_secs_f64(),
                 detail: err.to_string(),
             })?;
-        run.scores.extend(
-            result
-                .scores
-                .into_iter()
-                .map(|(stamp, scores)| (stamp.pts.as_secs_f64(), scores)),
-        );
-        run.alerts.extend(result.alerts);
+        run.add(result);
     }
     run.alerts.extend(detector.finish());
     run.seconds = started.elapsed().as_secs_f64();

@@ -61,19 +61,12 @@ impl Footage {
             path: path.to_path_buf(),
             problem,
         };
-        let Media::AudioVisual {
+        let SceneFormat {
             width,
             height,
             frames_per_second,
             ..
-        } = detector.media()
-        else {
-            return Err(input(format!(
-                "footage is for violence streams; stream {} runs {}",
-                detector.stream(),
-                detector.model()
-            )));
-        };
+        } = format_of(detector, path)?;
         let frames = crate::capture::gst::decode_video_file(path, width, height, frames_per_second)
             .map_err(|err| input(err.to_string()))?;
         if frames.is_empty() {
@@ -104,6 +97,31 @@ pub struct SceneFormat {
     pub frames_per_second: u32,
 }
 
+/// The format a violence stream's `detector` takes; refused, naming `path`, for any other.
+fn format_of(detector: &InlineDetector, path: &Path) -> Result<SceneFormat, RecordingError> {
+    match detector.media() {
+        Media::AudioVisual {
+            rate,
+            width,
+            height,
+            frames_per_second,
+        } => Ok(SceneFormat {
+            rate,
+            width,
+            height,
+            frames_per_second,
+        }),
+        _ => Err(RecordingError::Input {
+            path: path.to_path_buf(),
+            problem: format!(
+                "stream {} runs {}, which takes one medium; footage is for violence streams",
+                detector.stream(),
+                detector.model()
+            ),
+        }),
+    }
+}
+
 /// Refuses a recording a violence stream's `detector` cannot take (another stream, another
 /// sample rate, no samples); the format it takes otherwise.
 pub fn check_input(
@@ -111,40 +129,9 @@ pub fn check_input(
     recording: &Recording,
     path: &Path,
 ) -> Result<SceneFormat, RecordingError> {
-    let input = |problem: String| RecordingError::Input {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let Media::AudioVisual {
-        rate,
-        width,
-        height,
-        frames_per_second,
-    } = detector.media()
-    else {
-        return Err(input(format!(
-            "stream {} runs {}, which takes one medium; footage is for violence streams",
-            detector.stream(),
-            detector.model()
-        )));
-    };
-    if recording.rate != rate {
-        return Err(input(format!(
-            "recorded at {} Hz, stream {} takes {rate} Hz (resample with \
-             `ffmpeg -i IN -ar {rate} -ac 1 OUT.wav`)",
-            recording.rate,
-            detector.stream()
-        )));
-    }
-    if recording.samples.is_empty() {
-        return Err(input("holds no samples".into()));
-    }
-    Ok(SceneFormat {
-        rate,
-        width,
-        height,
-        frames_per_second,
-    })
+    let format = format_of(detector, path)?;
+    super::recording::check_rate(detector, recording, path, format.rate)?;
+    Ok(format)
 }
 
 /// Runs `recording` (read from `path`) under `footage` through `detector`, a violence
@@ -190,13 +177,7 @@ pub fn run_scene(
         let result = detector
             .push(&sample)
             .map_err(|err| stage_error(pts, err))?;
-        run.scores.extend(
-            result
-                .scores
-                .into_iter()
-                .map(|(stamp, scores)| (stamp.pts.as_secs_f64(), scores)),
-        );
-        run.alerts.extend(result.alerts);
+        run.add(result);
         Ok(())
     };
     let stamp = |pts: Duration, seq: u64| Stamp {
