@@ -992,11 +992,18 @@ impl Conv {
         node: &TypedNode,
     ) -> TractResult<Option<TypedModelPatch>> {
         rule_if!(self.q_params.is_none());
-        rule_if!(self.group == 1);
         rule_if_let!(&[succ_outlet] = &*node.outputs[0].successors);
         let succ = model.node(succ_outlet.node);
         rule_if_some!(bin = succ.op_as::<TypedBinOp>());
         let other_input = succ.inputs[1 - succ_outlet.slot];
+        // A grouped convolution (depthwise included) folds a per-channel constant too, when the
+        // kernel's O axis is the output channel (OIHW, ONNX's layout): a batch norm left after a
+        // depthwise convolution otherwise costs a Mul+Add pass over its output.
+        rule_if!(
+            self.group == 1
+                || (self.kernel_fmt == KernelFormat::OIHW
+                    && model.outlet_fact(other_input)?.konst.is_some())
+        );
         let axes_mapping = model.node_axes_mapping(succ.id)?;
         let input_shape =
             self.pool_spec.data_format.shape(&model.outlet_fact(node.inputs[0])?.shape)?;
@@ -1051,16 +1058,13 @@ impl Conv {
             &[operand],
         )?[0];
 
+        // `operand - conv(x)` would need the kernel negated and `operand / conv(x)` is not
+        // linear in x at all: only the convolution on the left of Sub and Div folds.
         if bin.0.is::<Sub>() && succ_outlet.slot == 0 {
             bias = patch.wire_node(&renamed_bias, sub(), &[bias, operand])?[0];
-        } else if bin.0.is::<Sub>() {
-            bias = patch.wire_node(&renamed_bias, sub(), &[operand, bias])?[0];
         } else if bin.0.is::<Div>() && succ_outlet.slot == 0 {
             bias = patch.wire_node(&renamed_bias, div(), &[bias, operand])?[0];
             kernel = patch.wire_node(&renamed_kernel, div(), &[kernel, operand_for_kernel])?[0];
-        } else if bin.0.is::<Div>() {
-            bias = patch.wire_node(&renamed_bias, div(), &[operand, bias])?[0];
-            kernel = patch.wire_node(&renamed_kernel, div(), &[operand_for_kernel, kernel])?[0];
         } else if bin.0.is::<Add>() {
             bias = patch.wire_node(&renamed_bias, add(), &[bias, operand])?[0];
         } else if bin.0.is::<Mul>() {
@@ -1689,6 +1693,87 @@ mod test {
         let cv = model.nodes()[3].op_as::<Conv>().unwrap();
         assert_eq!(cv.pool_spec.padding, Explicit(tvec![1], tvec![0])); // source + conv
         Ok(())
+    }
+
+    /// A depthwise 3x3 convolution followed by `op` with a per-channel constant (on the left
+    /// or the right), decluttered and optimised, against the same graph evaluated as written.
+    /// Returns whether the arithmetic node was folded away.
+    fn depthwise_then(op: Box<dyn crate::ops::binary::BinMiniOp>, conv_on_left: bool) -> bool {
+        let (c, h, w) = (6, 9, 11);
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, c, h, w])).unwrap();
+        let kernel = Tensor::from_shape(
+            &[c, 1, 3, 3],
+            &(0..c * 9).map(|i| ((i as f32) * 0.37).sin()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let bias =
+            Tensor::from_shape(&[c], &(0..c).map(|i| i as f32 * 0.1 - 0.2).collect::<Vec<_>>())
+                .unwrap();
+        let k = model.add_const("k", kernel).unwrap();
+        let b = model.add_const("b", bias).unwrap();
+        let conv = Conv {
+            pool_spec: PoolSpec {
+                data_format: NCHW,
+                kernel_shape: tvec!(3, 3),
+                padding: Explicit(tvec!(1, 1), tvec!(1, 1)),
+                dilations: None,
+                strides: None,
+                input_channels: c,
+                output_channels: c,
+            },
+            kernel_fmt: KernelFormat::OIHW,
+            group: c,
+            q_params: None,
+        };
+        let y = model.wire_node("dw", conv, &[x, k, b]).unwrap()[0];
+        let per_channel = Tensor::from_shape(
+            &[1, c, 1, 1],
+            &(0..c).map(|i| 0.5 + i as f32 * 0.3).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let operand = model.add_const("operand", per_channel).unwrap();
+        let inputs = if conv_on_left { [y, operand] } else { [operand, y] };
+        let out = model.wire_node("arith", TypedBinOp(op, None), &inputs).unwrap();
+        model.select_output_outlets(&out).unwrap();
+
+        let input = Tensor::from_shape(
+            &[1, c, h, w],
+            &(0..c * h * w).map(|i| ((i as f32) * 0.13).cos()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let want = model.clone().into_runnable().unwrap().run(tvec!(input.clone().into())).unwrap();
+        let decluttered = model.into_decluttered().unwrap();
+        let folded = !decluttered.nodes.iter().any(|n| n.op_is::<TypedBinOp>());
+        let got = decluttered
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap()
+            .run(tvec!(input.into()))
+            .unwrap();
+        got[0].close_enough(&want[0], Approximation::Approximate).unwrap();
+        folded
+    }
+
+    #[test]
+    fn depthwise_absorbs_a_following_per_channel_scale_and_shift() {
+        use crate::ops::math;
+        assert!(depthwise_then(Box::new(math::Mul), true));
+        assert!(depthwise_then(Box::new(math::Mul), false));
+        assert!(depthwise_then(Box::new(math::Add), true));
+        assert!(depthwise_then(Box::new(math::Add), false));
+        assert!(depthwise_then(Box::new(math::Sub), true));
+        assert!(depthwise_then(Box::new(math::Div), true));
+    }
+
+    #[test]
+    fn a_convolution_right_of_sub_or_div_is_not_folded() {
+        // `k - conv(x)` and `k / conv(x)`: folding them as the left-hand forms gave wrong
+        // results; they stay as written and still compute the right values.
+        use crate::ops::math;
+        assert!(!depthwise_then(Box::new(math::Sub), false));
+        assert!(!depthwise_then(Box::new(math::Div), false));
     }
 
     fn filled(shape: &[usize], mut f: impl FnMut(usize) -> f32) -> Tensor {
