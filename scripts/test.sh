@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then lints, runs every test on x86_64, and runs
-# the library's tests (tract's NEON kernels included), YAMNet parity and the hyperspectral
-# detectors for aarch64 under qemu-user.
+# the library's tests (tract's NEON kernels included), every shipped network against
+# onnxruntime's outputs and the hyperspectral detectors for aarch64 under qemu-user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -13,13 +13,41 @@ cargo fmt --all -- --check
 # training companion's feature), so the runtime library is compiled once for both. The
 # element's tests are a gst_check harness and gst-launch-1.0 loading libgstvigil.so.
 cargo clippy --release --workspace --all-targets --features vigil/train -- -D warnings
-cargo test --release --workspace --features vigil/train
-
-# vigil-train through its command line, then its ONNX files against onnxruntime (PyPI, in a
-# virtual environment under target/ so the system Python is left alone).
-train=target/release/vigil-train
+cargo build --release --workspace --features vigil/train
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# onnxruntime and numpy for the peers and reference checks (PyPI, in a virtual environment
+# under target/ so the system Python is left alone).
+pyref=target/pyref
+if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
+  python3 -m venv "$pyref"
+  "$pyref/bin/pip" install --quiet numpy onnx onnxruntime
+fi
+# Every shipped network against onnxruntime's forms of it, 1 and 2 threads (few runs: this
+# checks that each row is measured on both sides, the README's table takes more). It leaves
+# onnxruntime's outputs of each shipped file in $work/references, which tests/networks_parity.rs
+# holds this build to here and the aarch64 build to under qemu below.
+PYTHON="$pyref/bin/python" target/release/vigil bench --suite models --runs 5 --json "$work/models.json" \
+  --references "$work/references"
+export VIGIL_NETWORK_REFERENCES="$work/references"
+"$pyref/bin/python" - "$work/models.json" <<'PY'
+import json, math, sys
+rows = json.load(open(sys.argv[1]))
+assert len(rows) >= 6, rows
+for row in rows:
+    assert all(math.isfinite(ms) and ms > 0 for ms in row["vigil_ms"]), row
+    assert row["peer_ms"], f"no onnxruntime form ran for {row['network']}: {row['peer_errors']}"
+    # The patched tract against onnxruntime on the same file: fp32 graphs agree to float
+    # rounding (int8 graphs differ by rounding ties; their numbers are in models/README.md).
+    if row["form"] == "fp32":
+        assert max(row["max_difference"]) < 1e-4, row
+PY
+
+cargo test --release --workspace --features vigil/train
+
+# vigil-train through its command line, then its ONNX files against onnxruntime.
+train=target/release/vigil-train
 $train toy make-data "$work/data" --train 1200 --val 300 --test 300
 $train toy train --data "$work/data" --out "$work/run" --epochs 3 --batch-size 32
 $train toy export "$work/run"
@@ -74,36 +102,16 @@ for profile in targets/*.toml; do target/release/vigil check "$profile"; done
 # Overload: two factory-line streams at twice what the model takes, 90 s through the whole
 # runtime (scripts/soak.sh runs the hour-long release soak).
 target/release/vigil soak --seconds 90 --work "$work/soak"
-pyref=target/pyref
-if ! "$pyref/bin/python" -c "import numpy, onnx, onnxruntime" 2>/dev/null; then
-  python3 -m venv "$pyref"
-  "$pyref/bin/pip" install --quiet numpy onnx onnxruntime
-fi
 "$pyref/bin/python" scripts/reference/check_onnx_ort.py "$train" \
   "$work/run/model.onnx" "$work/run/model-int8.onnx" "$work/mobilenet/mobilenet_v2.onnx" \
   models/fers-edge/*.onnx models/isstad-edge/*.onnx models/patchcore/*.onnx
 # The surveillance pipeline stage by stage, with onnxruntime on the same extractor and head.
 "$pyref/bin/python" scripts/bench/mavd.py "$train" --seconds 6 --repeats 5
-# Every shipped network against onnxruntime's forms of it, 1 and 2 threads (few runs: this
-# checks that each row is measured on both sides, the README's table takes more).
-PYTHON="$pyref/bin/python" target/release/vigil bench --suite models --runs 5 --json "$work/models.json"
-"$pyref/bin/python" - "$work/models.json" <<'PY'
-import json, math, sys
-rows = json.load(open(sys.argv[1]))
-assert len(rows) >= 6, rows
-for row in rows:
-    assert all(math.isfinite(ms) and ms > 0 for ms in row["vigil_ms"]), row
-    assert row["peer_ms"], f"no onnxruntime form ran for {row['network']}: {row['peer_errors']}"
-    # The patched tract against onnxruntime on the same file: fp32 graphs agree to float
-    # rounding (int8 graphs differ by rounding ties; their numbers are in models/README.md).
-    if row["form"] == "fp32":
-        assert max(row["max_difference"]) < 1e-4, row
-PY
 
 # aarch64: GStreamer can't be cross-built here, so the ARM build leaves its feature out. The
 # detectors' kernels are checked against numpy and streaming against batch on a real scene;
 # the eight-scene AUC reproduction (minutes under emulation, no other kernel) runs on x86 only.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
-cargo test --release --target aarch64-unknown-linux-gnu --no-default-features --lib --test yamnet_parity \
+cargo test --release --target aarch64-unknown-linux-gnu --no-default-features --lib --test networks_parity \
   --test hsi_detectors -- --skip global_rx_reproduces_the_abu_aucs

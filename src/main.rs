@@ -79,6 +79,11 @@ enum Command {
         /// With --suite models: also write the rows as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// With --suite models: keep each network's inputs and onnxruntime's outputs of the
+        /// shipped file in DIR/<model>/, the reference `tests/networks_parity.rs` holds
+        /// another build to (`VIGIL_NETWORK_REFERENCES=DIR`).
+        #[arg(long, value_name = "DIR")]
+        references: Option<PathBuf>,
     },
     /// Score one video's pre-extracted snippet features (XD-Violence layout: `[snippets,
     /// width]` f32 `.npy` per modality) with a MAVD window graph (`vigil-train mavd export`),
@@ -588,8 +593,9 @@ fn main() -> Result<()> {
             suite: BenchSuite::Models,
             only,
             json,
+            references,
         } => {
-            let rows = vigil::bench::models::models(runs, only.as_deref())?;
+            let rows = vigil::bench::models::models(runs, only.as_deref(), references.as_deref())?;
             if rows.is_empty() {
                 bail!(
                     "no shipped network's name contains {:?}",

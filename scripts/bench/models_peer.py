@@ -13,7 +13,9 @@ Usage: models_peer.py --input NAME=BATCH.npy [--input ...] [--fp32 FP32.onnx]
   public), run as is.
 
 With --shipped and --vigil-output, also the largest |vigil - onnxruntime| over each output of
-the file vigil ran, on item 0 of the inputs ("max_difference").
+the file vigil ran, on item 0 of the inputs ("max_difference"); with --save-outputs DIR, those
+onnxruntime outputs as DIR/peer-out-<i>.npy (f32), the reference `tests/networks_parity.rs`
+holds another build of vigil (aarch64 under qemu) to.
 
 Each BATCH.npy holds [N, *the input's full shape]; run i feeds item i of every input (cycling). Prints
 one JSON object: {"version": ..., "forms": {FORM: {THREADS: median_ms}}, "errors": {...}}.
@@ -99,6 +101,7 @@ def main():
     parser.add_argument("--shipped", help="the file vigil ran, for --vigil-output")
     parser.add_argument("--vigil-output", action="append", default=[],
                         help="vigil's outputs of the shipped file on item 0, in graph order")
+    parser.add_argument("--save-outputs", help="folder for onnxruntime's outputs on item 0")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
@@ -123,6 +126,9 @@ def main():
         s = session(args.shipped, 1)
         wanted = {i.name for i in s.get_inputs()}
         outs = s.run(None, {n: b[0] for n, b in inputs.items() if n in wanted})
+        if args.save_outputs:
+            for i, o in enumerate(outs):
+                np.save(os.path.join(args.save_outputs, f"peer-out-{i}.npy"), o.astype(np.float32))
         result["max_difference"] = [
             float(np.max(np.abs(o.astype(np.float64) - np.load(p).astype(np.float64))))
             if o.size else 0.0

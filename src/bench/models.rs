@@ -48,6 +48,8 @@ struct Input {
 /// One shipped network and its fp32 graph.
 struct Network {
     name: &'static str,
+    /// Its folder under `--references`, and its name in `tests/networks_parity.rs`.
+    slug: &'static str,
     /// The form vigil runs, in words.
     form: &'static str,
     shipped: PathBuf,
@@ -117,6 +119,7 @@ fn networks(manifest: &Manifest) -> Result<Vec<Network>, BenchError> {
     Ok(vec![
         Network {
             name: "YAMNet (audio events)",
+            slug: "yamnet",
             form: "QDQ int8 as published",
             shipped: file("yamnet", 0)?,
             fp32: None,
@@ -129,6 +132,7 @@ fn networks(manifest: &Manifest) -> Result<Vec<Network>, BenchError> {
         },
         Network {
             name: "MobileNetV2 features (MAVD-edge RGB)",
+            slug: "mobilenet-v2-features",
             form: "fp32",
             shipped: file("mavd-edge", 1)?,
             fp32: Some(file("mavd-edge", 1)?),
@@ -137,6 +141,7 @@ fn networks(manifest: &Manifest) -> Result<Vec<Network>, BenchError> {
         },
         Network {
             name: "MAVD-edge window head (8 snippets)",
+            slug: "mavd-edge-window",
             form: "fp32",
             shipped: file("mavd-edge", 0)?,
             fp32: Some(file("mavd-edge", 0)?),
@@ -171,6 +176,7 @@ fn networks(manifest: &Manifest) -> Result<Vec<Network>, BenchError> {
         },
         Network {
             name: "PatchCore backbone (MobileNetV2 taps)",
+            slug: "patchcore-backbone",
             form: "fp32",
             shipped: file("patchcore-brick", 0)?,
             fp32: Some(file("patchcore-brick", 0)?),
@@ -179,6 +185,7 @@ fn networks(manifest: &Manifest) -> Result<Vec<Network>, BenchError> {
         },
         Network {
             name: "ISSTAD-edge (224² frame)",
+            slug: "isstad-edge-brick",
             form: "int8 (vigil's)",
             shipped: file("isstad-edge-brick", 0)?,
             fp32: Some(file("isstad-edge-brick-fp32", 0)?),
@@ -187,6 +194,7 @@ fn networks(manifest: &Manifest) -> Result<Vec<Network>, BenchError> {
         },
         Network {
             name: "FERS-edge-200 (64×64 tile)",
+            slug: "fers-edge-200",
             form: "int8 (vigil's)",
             shipped: file("fers-edge-200", 0)?,
             fp32: Some(file("fers-edge-200-fp32", 0)?),
@@ -333,15 +341,37 @@ fn time_plan(
 }
 
 /// The table, one row per shipped network (`only`: rows whose name contains it).
-pub fn models(runs: usize, only: Option<&str>) -> Result<Vec<ModelRow>, BenchError> {
+/// With `references`, each network's input batches, vigil's and onnxruntime's outputs of the
+/// shipped file on item 0 and a `network.json` (the file, its inputs' names) stay in
+/// `references/<slug>/`, for `tests/networks_parity.rs` to hold another build to.
+pub fn models(
+    runs: usize,
+    only: Option<&str>,
+    references: Option<&Path>,
+) -> Result<Vec<ModelRow>, BenchError> {
     let manifest = Manifest::shipped().map_err(setup)?;
-    let dir = tempfile_dir()?;
+    let scratch = tempfile_dir()?;
     let mut rows = Vec::new();
     let mut rng = SplitMix64::new(20);
     for network in networks(&manifest)? {
         if only.is_some_and(|only| !network.name.contains(only)) {
             continue;
         }
+        let dir = match references {
+            Some(references) => {
+                let dir = references.join(network.slug);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|err| setup(format!("{}: {err}", dir.display())))?;
+                let description = serde_json::json!({
+                    "model": network.shipped,
+                    "inputs": network.inputs.iter().map(|input| input.name).collect::<Vec<_>>(),
+                });
+                std::fs::write(dir.join("network.json"), description.to_string())
+                    .map_err(|err| setup(format!("{}: {err}", dir.display())))?;
+                dir
+            }
+            None => scratch.clone(),
+        };
         let count = 8;
         let mut named = Vec::new();
         let mut args = Vec::new();
@@ -378,6 +408,10 @@ pub fn models(runs: usize, only: Option<&str>) -> Result<Vec<ModelRow>, BenchErr
         for i in 0..outputs {
             args.push("--vigil-output".into());
             args.push(dir.join(format!("out-{i}.npy")).display().to_string());
+        }
+        if references.is_some() {
+            args.push("--save-outputs".into());
+            args.push(dir.display().to_string());
         }
         if let Some(fp32) = &network.fp32 {
             args.push("--fp32".into());
@@ -434,7 +468,7 @@ pub fn models(runs: usize, only: Option<&str>) -> Result<Vec<ModelRow>, BenchErr
             peer_version: peer["version"].as_str().unwrap_or("?").into(),
         });
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(rows)
 }
 
