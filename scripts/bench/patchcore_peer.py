@@ -26,6 +26,9 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
+# The same int8 recipe as every other network's peer (models_peer.py, beside this file).
+from models_peer import quantize  # noqa: E402
+
 
 def median_ms(run, runs):
     for _ in range(min(5, runs)):
@@ -54,32 +57,6 @@ def backbone_ms(path, inputs, runs):
     return median_ms(lambda: s.run(None, {name: frame}), runs)
 
 
-def int8_backbone(path, inputs, out):
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Frames(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"image": inputs[i : i + 1]} for i in range(len(inputs))])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    quantize_static(
-        path,
-        out,
-        Frames(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("backbone")
@@ -97,7 +74,8 @@ def main():
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "int8.onnx")
-            int8_backbone(args.backbone, inputs, out)
+            # models_peer batches are [N, *the input's shape], the input's shape [1, 3, S, S].
+            quantize(args.backbone, {"image": inputs[:, None]}, out)
             result["int8_ms"] = backbone_ms(out, inputs, args.runs)
     except Exception as err:  # the peer's own quantizer failing is a result, not a crash
         result["int8_ms"] = None
