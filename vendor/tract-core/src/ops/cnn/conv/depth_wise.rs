@@ -13,6 +13,13 @@ pub struct DepthWise {
     patch: Patch,
     input_shape: DataShape,
     output_shape: DataShape,
+    /// f32 bounds fused from the Max and Min by constants that follow (a Clip, a ReLU6), as
+    /// bits so the op stays `Hash + Eq`: applied to each plane while it is still in cache
+    /// instead of a separate pass over the output.
+    #[new(default)]
+    clamp_below: Option<u32>,
+    #[new(default)]
+    clamp_above: Option<u32>,
 }
 
 impl Op for DepthWise {
@@ -21,7 +28,11 @@ impl Op for DepthWise {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{:?}", self.patch)])
+        let mut info = vec![format!("{:?}", self.patch)];
+        if let Some((below, above)) = self.clamp() {
+            info.push(format!("clamped to [{below}, {above}]"));
+        }
+        Ok(info)
     }
 
     fn validation(&self) -> Validation {
@@ -50,13 +61,38 @@ impl EvalOp for DepthWise {
         if dt == f32::datum_type()
             && let Some(planes) = padded_planes::Geometry::of(self, &inputs)
         {
-            return planes.eval(inputs);
+            return planes.eval(inputs, self.clamp());
         }
-        dispatch_floatlike!(Self::eval_gen(dt)(self, inputs))
+        let outputs = dispatch_floatlike!(Self::eval_gen(dt)(self, inputs))?;
+        // Only f32 ops carry a clamp (`fuse` checks): here it is the separate pass it replaced.
+        if let Some(bounds) = self.clamp() {
+            let mut output = outputs.into_iter().next().context("no output")?.into_tensor();
+            clamp_f32(unsafe { output.as_slice_mut_unchecked::<f32>() }, bounds);
+            return Ok(tvec!(output.into_tvalue()));
+        }
+        Ok(outputs)
+    }
+}
+
+/// `max(below)` then `min(above)`, as the Max and Min ops this replaces compute them.
+fn clamp_f32(values: &mut [f32], (below, above): (f32, f32)) {
+    for v in values {
+        *v = v.max(below).min(above);
     }
 }
 
 impl DepthWise {
+    /// The fused bounds, `(-inf, inf)` for a side with none; `None` when nothing is fused.
+    fn clamp(&self) -> Option<(f32, f32)> {
+        if self.clamp_below.is_none() && self.clamp_above.is_none() {
+            return None;
+        }
+        Some((
+            self.clamp_below.map_or(f32::NEG_INFINITY, f32::from_bits),
+            self.clamp_above.map_or(f32::INFINITY, f32::from_bits),
+        ))
+    }
+
     fn eval_gen<T: Datum + Copy + num_traits::Zero + ndarray::LinalgScalar>(
         &self,
         inputs: TVec<TValue>,
@@ -83,6 +119,46 @@ impl TypedOp for DepthWise {
             inputs[2].shape.len()
         );
         Ok(tvec!(inputs[0].datum_type.fact(&self.output_shape.shape)))
+    }
+
+    /// A following Max or Min by a constant scalar (what a Clip or ReLU6 becomes) moves into
+    /// the op for f32 channel-first convolutions, where the padded-plane path clamps each
+    /// plane as it writes it.
+    fn fuse(&self, model: &TypedModel, node: &TypedNode) -> TractResult<Option<TypedModelPatch>> {
+        use crate::ops::binary::{OptBinByScalar, TypedBinOp};
+        use crate::ops::math::{Max, Min};
+        rule_if!(model.outlet_fact(node.id.into())?.datum_type == f32::datum_type());
+        rule_if!(!self.input_shape.fmt.c_is_last());
+        rule_if!(!model.output_outlets()?.contains(&node.id.into()));
+        rule_if_some!(succ = model.single_succ(node.id)?);
+        let binop = if let Some(op) = succ.op_as::<TypedBinOp>() {
+            &op.0
+        } else if let Some(op) = succ.op_as::<OptBinByScalar>() {
+            &op.binop
+        } else {
+            return Ok(None);
+        };
+        rule_if!(succ.inputs.len() == 2);
+        let other = succ.inputs[if succ.inputs[0] == node.id.into() { 1 } else { 0 }];
+        rule_if!(other != node.id.into());
+        rule_if!(
+            model.outlet_fact(succ.id.into())?.shape == model.outlet_fact(node.id.into())?.shape
+        );
+        rule_if_some!(constant = model.outlet_fact(other)?.konst.clone());
+        rule_if!(constant.len() == 1 && constant.datum_type() == f32::datum_type());
+        let bound = constant.cast_to_scalar::<f32>()?;
+        rule_if!(!bound.is_nan());
+        let mut op = self.clone();
+        if binop.is::<Max>() {
+            let below = op.clamp_below.map_or(bound, |b| f32::from_bits(b).max(bound));
+            op.clamp_below = Some(below.to_bits());
+        } else if binop.is::<Min>() {
+            let above = op.clamp_above.map_or(bound, |b| f32::from_bits(b).min(bound));
+            op.clamp_above = Some(above.to_bits());
+        } else {
+            return Ok(None);
+        }
+        Ok(Some(TypedModelPatch::fuse_with_next(model, node, op)?))
     }
 
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
@@ -973,7 +1049,11 @@ mod padded_planes {
             })
         }
 
-        pub(super) fn eval(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        pub(super) fn eval(
+            &self,
+            inputs: TVec<TValue>,
+            clamp: Option<(f32, f32)>,
+        ) -> TractResult<TVec<TValue>> {
             let (img, kernel, bias) = args_3!(inputs);
             let out_shape: TVec<usize> = if img.rank() == 4 {
                 tvec!(self.batch, self.channels, self.out_hw.0, self.out_hw.1)
@@ -1006,6 +1086,9 @@ mod padded_planes {
                             bias[c],
                             out,
                         );
+                        if let Some(bounds) = clamp {
+                            clamp_f32(out, bounds);
+                        }
                     }
                     Ok(())
                 },
@@ -1514,6 +1597,82 @@ mod tests {
             max_abs < tolerance,
             "DepthWise {dt:?} {fmt:?} mismatch c={c} {h}x{w} k={kh}x{kw} stride={stride:?} pad={pad:?}: max_abs={max_abs}"
         );
+    }
+
+    /// A depthwise convolution on `[1, c, *spatial]` then Max(below) and Min(above) by
+    /// constants (a Clip), optimised, against the graph evaluated as written. Returns the
+    /// optimised DepthWise's description.
+    fn clipped_depthwise(spatial: &[usize], kernel: &[usize], below: f32, above: f32) -> String {
+        use crate::ops::binary::TypedBinOp;
+        use crate::ops::math::{Max, Min};
+        let c = 5;
+        let mut shape = vec![1, c];
+        shape.extend_from_slice(spatial);
+        let taps: usize = kernel.iter().product();
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact(&shape)).unwrap();
+        let mut kshape = vec![c, 1];
+        kshape.extend_from_slice(kernel);
+        let k = Tensor::from_shape(
+            &kshape,
+            &(0..c * taps).map(|i| ((i as f32) * 0.71).sin()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let k = model.add_const("k", k).unwrap();
+        let b = model
+            .add_const("b", Tensor::from_shape(&[c], &[0.1f32, -0.2, 0.3, 0.0, 0.5]).unwrap())
+            .unwrap();
+        let pool_spec = PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: kernel.into(),
+            padding: PaddingSpec::SameUpper,
+            dilations: None,
+            strides: None,
+            input_channels: c,
+            output_channels: c,
+        };
+        let conv = Conv { pool_spec, kernel_fmt: KernelFormat::OIHW, group: c, q_params: None };
+        let y = model.wire_node("dw", conv, &[x, k, b]).unwrap();
+        // Typed binary ops take operands of equal rank: the bounds as [1, 1, ...].
+        let ones = vec![1; shape.len()];
+        let lo = model.add_const("lo", Tensor::from_shape(&ones, &[below]).unwrap()).unwrap();
+        let hi = model.add_const("hi", Tensor::from_shape(&ones, &[above]).unwrap()).unwrap();
+        let y = model.wire_node("max", TypedBinOp(Box::new(Max), None), &[y[0], lo]).unwrap();
+        let y = model.wire_node("min", TypedBinOp(Box::new(Min), None), &[hi, y[0]]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        let n: usize = shape.iter().product();
+        let input = Tensor::from_shape(
+            &shape,
+            &(0..n).map(|i| ((i as f32) * 0.37).cos() * 3.0).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let want = model.clone().into_runnable().unwrap().run(tvec!(input.clone().into())).unwrap();
+        let optimised = model.into_optimized().unwrap();
+        let names: Vec<String> =
+            optimised.nodes.iter().map(|n| n.op().name().to_string()).collect();
+        let dw = optimised
+            .nodes
+            .iter()
+            .find_map(|n| n.op_as::<DepthWise>())
+            .unwrap_or_else(|| panic!("no DepthWise in {names:?}"));
+        let info = dw.info().unwrap().join(" ");
+        let got = optimised.clone().into_runnable().unwrap().run(tvec!(input.into())).unwrap();
+        got[0].close_enough(&want[0], Approximation::Approximate).unwrap();
+        assert!(
+            !names.iter().any(|n| n.contains("Max") || n.contains("Min")),
+            "the clamp stayed a separate op: {names:?}"
+        );
+        info
+    }
+
+    #[test]
+    fn a_following_clip_is_fused_into_the_depthwise_convolution() {
+        // Padded-plane path (2-D) and the zone walk (1-D): both apply the fused bounds.
+        assert!(clipped_depthwise(&[9, 11], &[3, 3], 0.0, 6.0).contains("clamped to [0, 6]"));
+        assert!(
+            clipped_depthwise(&[7, 7], &[3, 3], -0.5, 0.25).contains("clamped to [-0.5, 0.25]")
+        );
+        assert!(clipped_depthwise(&[20], &[3], 0.0, 1.0).contains("clamped to [0, 1]"));
     }
 
     #[test]
