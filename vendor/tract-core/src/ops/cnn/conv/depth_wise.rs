@@ -1028,13 +1028,20 @@ mod padded_planes {
                 extent(out_hw.1, sw, kw, dw_, pad_before.1, in_hw.1).div_ceil(sw),
             );
             let phase_size = phase_hw.0 * phase_hw.1;
-            let offsets = (0..kh)
+            let offsets: Vec<isize> = (0..kh)
                 .flat_map(|y| (0..kw).map(move |x| (y * dh, x * dw_)))
                 .map(|(r, x)| {
                     let phase = (r % sh) * sw + x % sw;
                     (phase * phase_size + (r / sh) * phase_hw.1 + x / sw) as isize
                 })
                 .collect();
+            // The bound the kernel calls rely on, checked rather than only argued: the last
+            // flat point's furthest tap stays inside the phases (else keep the zone walk).
+            let len = (out_hw.0 - 1) * phase_hw.1 + out_hw.1;
+            let furthest = offsets.iter().copied().max().unwrap_or(0) as usize + len - 1;
+            if furthest >= sh * sw * phase_size {
+                return None;
+            }
             Some(Geometry {
                 channels,
                 batch: ishape.n().copied().unwrap_or(1),
