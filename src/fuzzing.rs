@@ -1,5 +1,5 @@
 //! The parsers of outside input, each behind one function that takes arbitrary bytes: what the
-//! fuzz targets in `fuzz/` call, and what `tests/fuzz_corpora.rs` replays the kept corpora
+//! fuzz targets in `fuzz/` call, and what `tests/inputs/fuzz_corpora.rs` replays the kept corpora
 //! through on stable Rust. Each must return (an error is fine), never panic, and never
 //! allocate far beyond what its input can justify.
 //!

@@ -80,7 +80,7 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// With --suite models: keep each network's inputs and onnxruntime's outputs of the
-        /// shipped file in DIR/<model>/, the reference `tests/networks_parity.rs` holds
+        /// shipped file in DIR/<model>/, the reference `tests/references/networks_parity.rs` holds
         /// another build to (`VIGIL_NETWORK_REFERENCES=DIR`).
         #[arg(long, value_name = "DIR")]
         references: Option<PathBuf>,

@@ -14,7 +14,7 @@ Usage: models_peer.py --input NAME=BATCH.npy [--input ...] [--fp32 FP32.onnx]
 
 With --shipped and --vigil-output, also the largest |vigil - onnxruntime| over each output of
 the file vigil ran, on item 0 of the inputs ("max_difference"); with --save-outputs DIR, those
-onnxruntime outputs as DIR/peer-out-<i>.npy (f32), the reference `tests/networks_parity.rs`
+onnxruntime outputs as DIR/peer-out-<i>.npy (f32), the reference `tests/references/networks_parity.rs`
 holds another build of vigil (aarch64 under qemu) to.
 
 Each BATCH.npy holds [N, *the input's full shape]; run i feeds item i of every input (cycling). Prints

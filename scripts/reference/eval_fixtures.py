@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/eval: score/label cases with the metrics scikit-learn computes for
 them, and anomaly maps/masks with AUPRO from an independent NumPy/SciPy implementation of the
-MVTec AD evaluation's compute_pro + trapezoid. tests/eval_metrics.rs compares src/eval to them.
+MVTec AD evaluation's compute_pro + trapezoid. tests/references/eval_metrics.rs compares src/eval to them.
 
 Needs numpy, scipy and scikit-learn (written with scikit-learn 1.9.1; the version used is
 recorded in cases.json). Deterministic: fixed seeds.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent numpy reference for the hyperspectral anomaly detectors in `src/hsi`
 (global RX, local dual-window RX, CRD, SLRX), written from the definitions alone and used by
-tests/hsi_detectors.rs. It writes tests/fixtures/hsi_detectors/:
+tests/references/hsi_detectors.rs. It writes tests/fixtures/hsi_detectors/:
 
   small.npy            float32 24×20×12 synthetic cube: 4 endmembers mixed with Dirichlet
                        abundances + Gaussian noise, and 4 sub-pixel targets (0.3·target +

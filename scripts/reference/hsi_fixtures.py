@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/hsi: tiny ENVI cubes and MATLAB v5 .mat files, and expected.json with
-the values tests/hsi_readers.rs expects src/hsi/envi.rs and src/hsi/mat.rs to read from them.
+the values tests/references/hsi_readers.rs expects src/hsi/envi.rs and src/hsi/mat.rs to read from them.
 
 Rerun from the repository root (it replaces the whole folder's files, same bytes every time):
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the tiny ONNX graphs tests/inspect_models.rs classifies: the int8 linear-layer form
+"""Writes the tiny ONNX graphs tests/inputs/inspect_models.rs classifies: the int8 linear-layer form
 models/README.md recommends (QuantizeLinear → MatMulInteger without zero points → Cast → Mul)
 and the same layer in fp32. Needs numpy and onnx."""
 import pathlib

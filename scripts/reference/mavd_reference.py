@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent numpy forward pass of the authors' MAVD heads, for tests/mavd_heads.rs.
+"""An independent numpy forward pass of the authors' MAVD heads, for tests/training/mavd_heads.rs.
 
 Reads the published `*.pth` files without torch (the zip layout of torch.save: a pickle whose
 tensors point at raw little-endian storages), runs the inference path of the authors'

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Records onnxruntime's YAMNet outputs on fixed quantized patches, for tests/yamnet_parity.rs.
+"""Records onnxruntime's YAMNet outputs on fixed quantized patches, for tests/references/networks_parity.rs.
 
 The patches are quantized log-mel features of deterministic signals (tones, a chirp, noise,
 gunshot-like blasts, silence) plus a few random u8 patches that probe the whole input range.

@@ -48,7 +48,7 @@ struct Input {
 /// One shipped network and its fp32 graph.
 struct Network {
     name: &'static str,
-    /// Its folder under `--references`, and its name in `tests/networks_parity.rs`.
+    /// Its folder under `--references`, and its name in `tests/references/networks_parity.rs`.
     slug: &'static str,
     /// The form vigil runs, in words.
     form: &'static str,
@@ -343,7 +343,7 @@ fn time_plan(
 /// The table, one row per shipped network (`only`: rows whose name contains it).
 /// With `references`, each network's input batches, vigil's and onnxruntime's outputs of the
 /// shipped file on item 0 and a `network.json` (the file, its inputs' names) stay in
-/// `references/<slug>/`, for `tests/networks_parity.rs` to hold another build to.
+/// `references/<slug>/`, for `tests/references/networks_parity.rs` to hold another build to.
 pub fn models(
     runs: usize,
     only: Option<&str>,

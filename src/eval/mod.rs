@@ -27,7 +27,7 @@
 //! one-class ROC AUC; 1.9.1 warns and returns NaN, and returns 0 or NaN for AP without
 //! positives depending on the release).
 //!
-//! `tests/eval_metrics.rs` checks all of this against fixtures written with scikit-learn 1.9.1
+//! `tests/references/eval_metrics.rs` checks all of this against fixtures written with scikit-learn 1.9.1
 //! and an independent NumPy/SciPy implementation of `compute_pro`
 //! (`scripts/reference/eval_fixtures.py`).
 

@@ -4,7 +4,7 @@
 //!
 //! Each test prints what was sent, received and duplicated (run with `--nocapture`).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The alert bus never loses an alert: a sink that is down gets, after a restart, every alert
 //! it missed, in order, once; a sink that was up is not sent them again.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! profile or a damaged model is refused while the old one keeps running, SIGHUP reloads, and
 //! no alert is lost or repeated across all of it.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

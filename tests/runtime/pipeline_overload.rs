@@ -1,7 +1,7 @@
 //! Under overload a pipeline drops the oldest data, counts every drop, keeps what it processes
 //! fresh, and still delivers every alert.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

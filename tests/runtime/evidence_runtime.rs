@@ -1,7 +1,7 @@
 //! Evidence through the runtime: a gunshot in generated audio gives alerts that name their
 //! evidence folder, and the folder holds the clip from before the event to after its end.
 
-mod common;
+use crate::common;
 
 use vigil::profile::Profile;
 use vigil::runtime::Runtime;

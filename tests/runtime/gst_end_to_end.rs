@@ -4,7 +4,7 @@
 
 #![cfg(feature = "gst")]
 
-mod common;
+use crate::common;
 
 use vigil::capture::synth::{SynthConfig, SynthEvent, SynthEventKind, render};
 use vigil::profile::Profile;

@@ -1,7 +1,7 @@
 //! Stopping a running profile (what SIGINT/SIGTERM do) ends open events and drains every
 //! alert to the sinks before returning.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,7 @@
 //! The webhook sink against a small HTTP server in the test: refused answers are retried with
 //! backoff until the endpoint acknowledges, in order, and nothing is lost or skipped.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -6,7 +6,7 @@
 
 #![cfg(feature = "train")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -76,7 +76,7 @@ fn write_manifest(dir: &Path, sha256: &str, entry: &Entry) -> Manifest {
 name = "{MODEL}"
 family = "isstad_edge"
 description = "untrained, for tests"
-source = "tests/industrial_runtime.rs"
+source = "tests/runtime/industrial_runtime.rs"
 files = [{{ path = "isstad.onnx", sha256 = "{sha256}" }}]
 inputs = [{{ name = "image", dtype = "f32", shape = [1, 3, {SIDE}, {SIDE}] }}]
 outputs = [{outputs}]

@@ -23,7 +23,8 @@ use vigil::train::pytorch::{
 };
 
 fn reference(file: &str) -> serde_json::Map<String, Json> {
-    let all: Json = serde_json::from_str(include_str!("fixtures/pytorch/reference.json")).unwrap();
+    let all: Json =
+        serde_json::from_str(include_str!("../fixtures/pytorch/reference.json")).unwrap();
     all[file]
         .as_object()
         .cloned()

@@ -3,8 +3,6 @@
 
 #![cfg(feature = "gst")]
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
