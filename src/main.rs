@@ -753,17 +753,20 @@ fn eval(args: EvalArgs) -> Result<()> {
                     *stream,
                     args.model.as_deref(),
                 )?;
-                if let vigil::runtime::Media::AudioVisual { .. } = detector.media() {
+                // Sound with video (MAVD-edge) is scored on a scene, the rest on the sound.
+                let audio_visual =
+                    matches!(detector.media(), vigil::runtime::Media::AudioVisual { .. });
+                if audio_visual {
                     vigil::eval::scene::check_input(&detector, &audio, wav)?;
                 } else {
                     recording::check_input(&detector, &audio, wav)?;
                 }
-                detectors.push(detector);
+                detectors.push((detector, audio_visual));
             }
             let mut marked = events::read_marked_events(events_path, &labels, audio.duration_s())?;
             let mut raised = Vec::new();
-            for mut detector in detectors {
-                let run = if let vigil::runtime::Media::AudioVisual { .. } = detector.media() {
+            for (mut detector, audio_visual) in detectors {
+                let run = if audio_visual {
                     if args.footage.is_empty() {
                         bail!(
                             "stream {} runs {}, which takes video with the sound: give \

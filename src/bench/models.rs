@@ -20,7 +20,7 @@ use tract_onnx::prelude::*;
 
 use super::{BenchError, median_ms, peer_json, repo, setup, tempfile_dir};
 use crate::detector::Manifest;
-use crate::io::npy::{read_npy, write_npy};
+use crate::io::npy::{DType, read_npy, read_npy_header, write_npy};
 use crate::rng::SplitMix64;
 
 /// Thread counts every network is measured at.
@@ -195,8 +195,8 @@ fn networks(manifest: &Manifest) -> Result<Vec<Network>, BenchError> {
         Network {
             name: "FERS-edge-200 (64×64 tile)",
             slug: "fers-edge-200",
-            form: "int8 (vigil's)",
-            shipped: file("fers-edge-200", 0)?,
+            form: "fp32",
+            shipped: file("fers-edge-200-fp32", 0)?,
             fp32: Some(file("fers-edge-200-fp32", 0)?),
             published: false,
             inputs: vec![Input {
@@ -262,7 +262,7 @@ fn make_batch(
 /// batches in the graph's input order (which the files need not share with the table).
 fn plan(
     path: &Path,
-    mut named: Vec<(&'static str, Vec<Tensor>)>,
+    mut named: Vec<(&str, Vec<Tensor>)>,
 ) -> Result<(Arc<TypedSimplePlan>, Vec<Vec<Tensor>>), BenchError> {
     let context = |err: TractError| setup(format!("{}: {err:?}", path.display()));
     let mut model = tract_onnx::onnx().model_for_path(path).map_err(context)?;
@@ -289,6 +289,28 @@ fn plan(
     Ok((plan, inputs))
 }
 
+/// Runs `plan` on item 0 of the inputs; each output as f32 (quantized outputs dequantized).
+fn item0_outputs(
+    plan: &Arc<TypedSimplePlan>,
+    inputs: &[Vec<Tensor>],
+) -> Result<Vec<Tensor>, BenchError> {
+    let mut state = TypedSimpleState::new(plan).map_err(setup)?;
+    let values = inputs.iter().map(|batch| batch[0].clone().into()).collect();
+    let outputs = state.run(values).map_err(setup)?;
+    outputs
+        .iter()
+        .map(|output| {
+            let storage = output.datum_type().unquantized();
+            output
+                .clone()
+                .into_tensor()
+                .cast_to_dt(storage)
+                .and_then(|t| t.cast_to::<f32>().map(|t| t.into_owned()))
+                .map_err(setup)
+        })
+        .collect()
+}
+
 /// Runs `plan` on item 0 of the inputs and writes each output, as f32, to `dir/out-<i>.npy`
 /// for the peer to compare with onnxruntime's outputs of the same file.
 fn write_outputs(
@@ -296,22 +318,122 @@ fn write_outputs(
     inputs: &[Vec<Tensor>],
     dir: &Path,
 ) -> Result<usize, BenchError> {
-    let mut state = TypedSimpleState::new(plan).map_err(setup)?;
-    let values = inputs.iter().map(|batch| batch[0].clone().into()).collect();
-    let outputs = state.run(values).map_err(setup)?;
+    let outputs = item0_outputs(plan, inputs)?;
     for (i, output) in outputs.iter().enumerate() {
-        let storage = output.datum_type().unquantized();
-        let as_f32 = output
-            .clone()
-            .into_tensor()
-            .cast_to_dt(storage)
-            .and_then(|t| t.cast_to::<f32>().map(|t| t.into_owned()))
-            .map_err(setup)?;
-        let plain = as_f32.try_as_plain_ram().map_err(setup)?;
-        let values = plain.as_slice::<f32>().map_err(setup)?;
-        write_npy(dir.join(format!("out-{i}.npy")), as_f32.shape(), values).map_err(setup)?;
+        write_npy(
+            dir.join(format!("out-{i}.npy")),
+            output.shape(),
+            f32_values(output)?,
+        )
+        .map_err(setup)?;
     }
     Ok(outputs.len())
+}
+
+fn f32_values(tensor: &Tensor) -> Result<&[f32], BenchError> {
+    tensor
+        .try_as_plain_ram()
+        .and_then(|plain| plain.as_slice::<f32>())
+        .map_err(setup)
+}
+
+/// One network's folder under `--references`: what this build computes on its inputs, beside
+/// what onnxruntime computed on the same file, output by output.
+#[derive(Debug)]
+pub struct ReferenceCheck {
+    /// The folder's name (`Network::slug`).
+    pub slug: String,
+    /// Per output: its shape and the largest absolute difference from onnxruntime's.
+    pub outputs: Vec<(Vec<usize>, f64)>,
+}
+
+/// Runs the network a `--references` folder describes (its `network.json`: the file and its
+/// inputs' names) on item 0 of each input batch, through the same plan the bench times, and
+/// compares each output with onnxruntime's `peer-out-<i>.npy`. Another build (aarch64 under
+/// qemu) is held to this machine's onnxruntime this way.
+pub fn check_references(dir: &Path) -> Result<ReferenceCheck, BenchError> {
+    let in_dir = |detail: String| setup(format!("{}: {detail}", dir.display()));
+    let slug = dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| in_dir("not a folder name".into()))?;
+    let text = std::fs::read_to_string(dir.join("network.json"))
+        .map_err(|err| in_dir(format!("network.json: {err}")))?;
+    let description: serde_json::Value =
+        serde_json::from_str(&text).map_err(|err| in_dir(format!("network.json: {err}")))?;
+    let model = description["model"]
+        .as_str()
+        .ok_or_else(|| in_dir("network.json names no model".into()))?;
+    let names: Vec<&str> = description["inputs"]
+        .as_array()
+        .ok_or_else(|| in_dir("network.json names no inputs".into()))?
+        .iter()
+        .map(|name| {
+            name.as_str()
+                .ok_or_else(|| in_dir(format!("input name {name}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut named = Vec::with_capacity(names.len());
+    for name in names {
+        named.push((name, vec![first_item(&dir.join(format!("{name}.npy")))?]));
+    }
+    let (plan, inputs) = plan(Path::new(model), named)?;
+    let outputs = item0_outputs(&plan, &inputs)?;
+    let mut compared = Vec::with_capacity(outputs.len());
+    for (i, ours) in outputs.iter().enumerate() {
+        let path = dir.join(format!("peer-out-{i}.npy"));
+        let theirs = read_npy::<f32>(&path).map_err(setup)?;
+        if ours.shape() != &theirs.shape[..] {
+            return Err(in_dir(format!(
+                "output {i} is {:?} here and {:?} in onnxruntime's",
+                ours.shape(),
+                theirs.shape
+            )));
+        }
+        let worst = f32_values(ours)?
+            .iter()
+            .zip(&theirs.data)
+            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).abs())
+            .fold(0.0, f64::max);
+        compared.push((ours.shape().to_vec(), worst));
+    }
+    let expected = std::fs::read_dir(dir)
+        .map_err(|err| in_dir(err.to_string()))?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("peer-out-"))
+        .count();
+    if expected != compared.len() {
+        return Err(in_dir(format!(
+            "onnxruntime gave {expected} outputs, this build {}",
+            compared.len()
+        )));
+    }
+    Ok(ReferenceCheck {
+        slug,
+        outputs: compared,
+    })
+}
+
+/// Item 0 of a `[N, *shape]` batch file `make_batch` wrote, as a tensor of the file's type.
+fn first_item(path: &Path) -> Result<Tensor, BenchError> {
+    let context = |detail: String| setup(format!("{}: {detail}", path.display()));
+    let header = read_npy_header(path).map_err(|err| context(err.to_string()))?;
+    let Some((_, shape)) = header.shape.split_first() else {
+        return Err(context("a batch file with no batch axis".into()));
+    };
+    let per: usize = shape.iter().product();
+    let tensor = match header.dtype {
+        DType::U8 => {
+            let batch = read_npy::<u8>(path).map_err(setup)?;
+            Tensor::from_shape(shape, batch.data.get(..per).unwrap_or_default())
+        }
+        DType::F32 => {
+            let batch = read_npy::<f32>(path).map_err(setup)?;
+            Tensor::from_shape(shape, batch.data.get(..per).unwrap_or_default())
+        }
+        other => return Err(context(format!("inputs are u8 or f32, not {other}"))),
+    };
+    tensor.map_err(|err| context(err.to_string()))
 }
 
 /// Median ms of `runs` runs of `plan` on the inputs (run i takes item i of each).
@@ -550,6 +672,65 @@ mod tests {
             max_difference: vec![1e-6],
             peer_version: "1".into(),
         }
+    }
+
+    /// A `--references` folder for the small linear fixture, with this build's outputs in
+    /// onnxruntime's place.
+    fn linear_references(dir: &Path) -> Vec<Tensor> {
+        let model = repo().join("tests/fixtures/onnx/linear_fp32.onnx");
+        let input = Input {
+            name: "x",
+            shape: vec![8, 64],
+            fill: Fill::Normal,
+        };
+        let (batch, _) = make_batch(&input, 2, &mut SplitMix64::new(3), dir).unwrap();
+        let (plan, inputs) = plan(&model, vec![("x", batch)]).unwrap();
+        let description = serde_json::json!({"model": model, "inputs": ["x"]});
+        std::fs::write(dir.join("network.json"), description.to_string()).unwrap();
+        let outputs = item0_outputs(&plan, &inputs).unwrap();
+        for (i, output) in outputs.iter().enumerate() {
+            let path = dir.join(format!("peer-out-{i}.npy"));
+            write_npy(path, output.shape(), f32_values(output).unwrap()).unwrap();
+        }
+        outputs
+    }
+
+    #[test]
+    fn a_references_folder_is_rerun_and_compared_output_by_output() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("linear");
+        std::fs::create_dir(&dir).unwrap();
+        let outputs = linear_references(&dir);
+        let check = check_references(&dir).unwrap();
+        assert_eq!(check.slug, "linear");
+        assert_eq!(check.outputs, vec![(outputs[0].shape().to_vec(), 0.0)]);
+
+        // onnxruntime's output moved by 0.25 in one place: that is the difference reported.
+        let mut moved = f32_values(&outputs[0]).unwrap().to_vec();
+        moved[5] += 0.25;
+        write_npy(dir.join("peer-out-0.npy"), outputs[0].shape(), &moved).unwrap();
+        let (_, worst) = check_references(&dir).unwrap().outputs[0].clone();
+        assert!((worst - 0.25).abs() < 1e-6, "{worst}");
+
+        // The wrong shape, an output onnxruntime gave that this build does not, a missing
+        // input file and a description without inputs are each named.
+        write_npy(dir.join("peer-out-0.npy"), &[moved.len()], &moved).unwrap();
+        let err = check_references(&dir).err().unwrap().to_string();
+        assert!(err.contains("output 0 is"), "{err}");
+        write_npy(dir.join("peer-out-0.npy"), outputs[0].shape(), &moved).unwrap();
+        write_npy(dir.join("peer-out-1.npy"), &[1], &[0.0f32]).unwrap();
+        let err = check_references(&dir).err().unwrap().to_string();
+        assert!(
+            err.contains("onnxruntime gave 2 outputs, this build 1"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.join("peer-out-1.npy")).unwrap();
+        std::fs::remove_file(dir.join("x.npy")).unwrap();
+        let err = check_references(&dir).err().unwrap().to_string();
+        assert!(err.contains("x.npy"), "{err}");
+        std::fs::write(dir.join("network.json"), r#"{"model": "m.onnx"}"#).unwrap();
+        let err = check_references(&dir).err().unwrap().to_string();
+        assert!(err.contains("names no inputs"), "{err}");
     }
 
     #[test]

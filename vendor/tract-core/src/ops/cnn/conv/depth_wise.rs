@@ -58,6 +58,9 @@ impl EvalOp for DepthWise {
                 )
             };
         }
+        // The geometry is taken per call, not stored in the op: it also checks this call's
+        // tensors (shape, plain storage, kernel and bias lengths), costs well under a
+        // microsecond beside the convolution, and would otherwise join the op's Hash and Eq.
         if dt == f32::datum_type()
             && let Some(planes) = padded_planes::Geometry::of(self, &inputs)
         {
@@ -465,11 +468,9 @@ macro_rules! impl_eval {
                         visitor, c_stride_i, c_stride_o, k_stride_i, iptr, kptr, bias, optr, add,
                         mul, c_start, c_end,
                     ),
-                    // Without a vectorised kernel the zone keeps the plain inline walk:
-                    // routed through `process_zone_any` it runs measurably slower on wasm.
-                    _ if T::datum_type() == f32::datum_type()
-                        && depthwise_w_f32_kernel().is_some()
-                        && c_stride_o != 1 =>
+                    // f32 zones go to the row kernel (tract-linalg's on wasm, the portable
+                    // one elsewhere); other types keep the plain inline walk below.
+                    _ if T::datum_type() == f32::datum_type() && c_stride_o != 1 =>
                     {
                         [<process_zone_any_ $suffix>](
                             visitor, c_stride_i, c_stride_o, k_stride_i, iptr, kptr, bias, optr,
@@ -552,11 +553,7 @@ macro_rules! impl_eval {
                     ioffset[i] = zone.values_offsets[i].1;
                 }
                 let mut k = [T::zero(); N];
-                let ker = if T::datum_type() == f32::datum_type() {
-                    depthwise_w_f32_kernel()
-                } else {
-                    None
-                };
+                let ker = (T::datum_type() == f32::datum_type()).then(depthwise_w_f32_kernel);
                 for c in c_start..c_end {
                     visitor.reset();
                     let iptr = iptr.offset(c_stride_i * c);
@@ -662,11 +659,7 @@ macro_rules! impl_eval {
                 // 3x3 and 5x5 convolution, at nine and twenty-five taps -- still walks the same
                 // inner loop, so hand it the whole tap list. The kernel takes the count at
                 // runtime; it was the compile-time count that kept this on the scalar path.
-                let ker = if T::datum_type() == f32::datum_type() {
-                    depthwise_w_f32_kernel()
-                } else {
-                    None
-                };
+                let ker = (T::datum_type() == f32::datum_type()).then(depthwise_w_f32_kernel);
                 let zone = scanner.zone;
                 let taps = zone.values_offsets.len();
                 let Some(ker) = ker.filter(|_| taps <= MAX_VECTORISED_TAPS) else {
@@ -983,7 +976,7 @@ mod padded_planes {
         /// `None` where the op is not a plain channel-first 2-D convolution on contiguous
         /// tensors, or has more taps than the kernel's stack arrays: those keep the zone walk.
         pub(super) fn of(dw: &DepthWise, inputs: &[TValue]) -> Option<Geometry> {
-            let kernel = depthwise_w_f32_kernel()?;
+            let kernel = depthwise_w_f32_kernel();
             let (ishape, oshape) = (&dw.input_shape, &dw.output_shape);
             if ishape.fmt.c_is_last() || ishape.hw_rank() != 2 {
                 return None;
@@ -1202,10 +1195,11 @@ mod padded_planes {
 }
 
 /// The row kernel for zones along a contiguous output axis: tract-linalg's where it has one
-/// (wasm), else the portable one below. Every f32 3x3 and 5x5 zone goes through it; without a
-/// kernel those zones ran one scalar multiply-add per tap and point.
-fn depthwise_w_f32_kernel() -> Option<tract_linalg::routines::DepthwiseWF32> {
-    tract_linalg::routines::depthwise_w_f32().or_else(|| Some(portable_w::kernel()))
+/// (wasm), else the portable one below, so there always is one. Every f32 3x3 and 5x5 zone
+/// goes through it; before the portable kernel those zones ran one scalar multiply-add per
+/// tap and point off wasm.
+fn depthwise_w_f32_kernel() -> tract_linalg::routines::DepthwiseWF32 {
+    tract_linalg::routines::depthwise_w_f32().unwrap_or_else(portable_w::kernel)
 }
 
 /// A portable `DepthwiseWF32`: plain Rust the compiler vectorises, built once for the target's
