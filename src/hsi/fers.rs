@@ -247,8 +247,10 @@ impl FersEdge {
 /// The band counts FERS-edge models ship for, as the paper's checkpoints.
 pub const SHIPPED_BANDS: [usize; 3] = [200, 100, 50];
 
-/// The shipped model for a scene of `available` bands: `fers-edge-<wanted>` when a band count
-/// is asked for, else the widest one the scene can feed.
+/// The shipped model for a scene of `available` bands: `fers-edge-<wanted>-fp32` when a band
+/// count is asked for, else the widest one the scene can feed. The fp32 graph, because tract
+/// runs it faster than the int8 one (the int8 product's rescale and casts are separate passes:
+/// `models/fers-edge.md`); the int8 graphs stay in the manifest for profiles that name them.
 pub fn model_for(available: usize, wanted: Option<usize>) -> Result<String, HsiError> {
     let bands =
         match wanted {
@@ -260,7 +262,7 @@ pub fn model_for(available: usize, wanted: Option<usize>) -> Result<String, HsiE
                 },
             )?,
         };
-    Ok(format!("fers-edge-{bands}"))
+    Ok(format!("fers-edge-{bands}-fp32"))
 }
 
 impl FersEdge {
@@ -331,10 +333,10 @@ mod tests {
 
     #[test]
     fn the_widest_model_the_scene_can_feed_is_chosen() {
-        assert_eq!(model_for(224, None).unwrap(), "fers-edge-200");
-        assert_eq!(model_for(188, None).unwrap(), "fers-edge-100");
-        assert_eq!(model_for(60, None).unwrap(), "fers-edge-50");
-        assert_eq!(model_for(188, Some(50)).unwrap(), "fers-edge-50");
+        assert_eq!(model_for(224, None).unwrap(), "fers-edge-200-fp32");
+        assert_eq!(model_for(188, None).unwrap(), "fers-edge-100-fp32");
+        assert_eq!(model_for(60, None).unwrap(), "fers-edge-50-fp32");
+        assert_eq!(model_for(188, Some(50)).unwrap(), "fers-edge-50-fp32");
         let message = model_for(30, None).unwrap_err().to_string();
         assert!(
             message.contains("50 bands are needed, the cube has 30"),
