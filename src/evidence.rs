@@ -14,8 +14,9 @@
 //! until the folder holds at most `max_bytes` (the newest is always kept).
 //!
 //! The recorder runs on its own thread: capture and decide only hand it samples and alerts
-//! through bounded queues and never wait for the disk. A full queue costs evidence (counted
-//! in the log), never an alert.
+//! through bounded queues and never wait for the disk. A full queue costs evidence, never an
+//! alert: the sample queue drops its oldest sample silently (the recorder keeps only a
+//! rolling pre-roll anyway), and an alert the recorder cannot take is logged as a warning.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};

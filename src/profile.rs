@@ -116,7 +116,7 @@ pub struct StreamSettings {
     pub audio_events: Option<AudioEventsSettings>,
     #[serde(default)]
     pub hyperspectral: Option<crate::models::hyperspectral::HyperspectralSettings>,
-    /// Settings of the isstad_edge family (factory-line cameras).
+    /// Settings of the factory-line families (isstad_edge and patchcore).
     #[serde(default)]
     pub industrial: Option<crate::models::industrial::IndustrialSettings>,
     /// Settings of the mavd_edge family (audio-visual violence).

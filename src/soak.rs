@@ -1,6 +1,7 @@
 //! Load and soak: several camera streams fed faster than their model can take, for a long
-//! time, through the whole runtime (GStreamer decode, drop-oldest queues, ISSTAD-edge, the
-//! decide stage, the journal and a file sink). What must hold:
+//! time, through the whole runtime (GStreamer decode, drop-oldest queues, the model the caller
+//! names (`vigil soak` uses the shipped PatchCore brick model), the decide stage, the journal
+//! and a file sink). What must hold:
 //!
 //! - memory stays flat: resident memory at the end within a margin of what it was after the
 //!   warm-up;
