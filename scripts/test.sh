@@ -75,7 +75,9 @@ PY
 # folder (cargo locks one per build), and uses the CPU time the x86 tests below leave idle
 # while they wait on brokers, restarts and timeouts. Nice 19 leaves the tests ~98 % of a
 # contended core, so their timing checks see the machine they would see alone.
-arm=(--release --target aarch64-unknown-linux-gnu --no-default-features --lib --test references)
+# The documented ARM build: without GStreamer, with the MQTT and webhook sinks.
+arm=(--release --target aarch64-unknown-linux-gnu --no-default-features --features mqtt,webhook
+  --lib --test references)
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 CARGO_TARGET_DIR=target/cross nice -n 19 env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS \

@@ -216,7 +216,7 @@ impl Profile {
                 .flat_map(|s| [("stream name", &s.name), ("model", &s.model)]),
         );
         for (what, level) in levels {
-            if let Some(why) = crate::sinks::mqtt::bad_topic_level(level) {
+            if let Some(why) = crate::sinks::settings::bad_topic_level(level) {
                 return Err(format!(
                     "{what} {level:?} {why}, so it cannot be a topic level of mqtt sink {sink}"
                 ));

@@ -28,7 +28,11 @@ use crate::models::violence::stages::{MavdDetect, SnippetPrepare, ViolenceAlerts
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings, StageError};
 use crate::prepare::mel::LogMelConfig;
 use crate::profile::{Profile, SinkSettings, SourceSettings, StreamSettings};
-use crate::sinks::{AlertBus, BusError, JsonLines, MqttSink, Sink, SinkError, Webhook};
+#[cfg(feature = "mqtt")]
+use crate::sinks::MqttSink;
+#[cfg(feature = "webhook")]
+use crate::sinks::Webhook;
+use crate::sinks::{AlertBus, BusError, JsonLines, Sink, SinkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -239,7 +243,6 @@ fn build_sinks(profile: &Profile) -> Result<Vec<Box<dyn Sink>>, RuntimeError> {
         .sinks
         .iter()
         .map(|sink| -> Result<Box<dyn Sink>, RuntimeError> {
-            let box_name = &profile.device.name;
             Ok(match sink {
                 SinkSettings::Jsonl { name, path } if path.as_os_str() == "-" => {
                     Box::new(JsonLines::stdout(name))
@@ -247,10 +250,16 @@ fn build_sinks(profile: &Profile) -> Result<Vec<Box<dyn Sink>>, RuntimeError> {
                 SinkSettings::Jsonl { name, path } => {
                     Box::new(JsonLines::file(name, &profile.resolve(path))?)
                 }
+                #[cfg(feature = "mqtt")]
                 SinkSettings::Mqtt(mqtt) => {
-                    Box::new(MqttSink::start(mqtt, box_name, &profile.dir)?)
+                    Box::new(MqttSink::start(mqtt, &profile.device.name, &profile.dir)?)
                 }
-                SinkSettings::Webhook(webhook) => Box::new(Webhook::new(webhook, box_name)?),
+                #[cfg(feature = "webhook")]
+                SinkSettings::Webhook(webhook) => {
+                    Box::new(Webhook::new(webhook, &profile.device.name)?)
+                }
+                #[cfg(not(all(feature = "mqtt", feature = "webhook")))]
+                other => return Err(sink_not_built(other).into()),
             })
         })
         .collect()
@@ -260,17 +269,39 @@ fn build_sinks(profile: &Profile) -> Result<Vec<Box<dyn Sink>>, RuntimeError> {
 fn check_sinks(profile: &Profile) -> Result<(), RuntimeError> {
     for sink in &profile.alerts.sinks {
         match sink {
+            #[cfg(feature = "mqtt")]
             SinkSettings::Mqtt(mqtt) => MqttSink::check(mqtt, &profile.device.name, &profile.dir)?,
             SinkSettings::Jsonl { name, path } if path.as_os_str() != "-" => {
                 JsonLines::file(name, &profile.resolve(path))?;
             }
             SinkSettings::Jsonl { .. } => {}
+            #[cfg(feature = "webhook")]
             SinkSettings::Webhook(webhook) => {
                 Webhook::new(webhook, &profile.device.name)?;
             }
+            #[cfg(not(all(feature = "mqtt", feature = "webhook")))]
+            other => return Err(sink_not_built(other).into()),
         }
     }
     Ok(())
+}
+
+/// A profile names a kind of sink this build left out (`--no-default-features` drops MQTT and
+/// webhooks, and their TLS and HTTP stacks, from a box that only writes JSON lines).
+#[cfg(not(all(feature = "mqtt", feature = "webhook")))]
+fn sink_not_built(sink: &SinkSettings) -> SinkError {
+    let (kind, feature) = match sink {
+        SinkSettings::Mqtt(_) => ("MQTT", "mqtt"),
+        SinkSettings::Webhook(_) => ("webhook", "webhook"),
+        SinkSettings::Jsonl { .. } => ("JSON lines", "none"),
+    };
+    SinkError {
+        sink: sink.name().to_string(),
+        detail: format!(
+            "this vigil was built without {kind} alerts; build it with the `{feature}` feature \
+             (a default feature) or remove the sink from the profile"
+        ),
+    }
 }
 
 /// Everything one stream needs, built and checked but not yet running.
@@ -850,4 +881,44 @@ fn spawn_stream(
             .map(|evidence| (evidence.clone(), profile.resolve(&evidence.dir))),
     };
     Ok(parts.spawn(&stream.name, bus.sender(), metrics, settings)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A profile naming MQTT and webhook sinks: a build with both sinks checks them (no
+    /// connection is opened at check); a build without them (the aarch64 test build has
+    /// `--no-default-features`) refuses the profile at `vigil check`, naming the sink and the
+    /// feature, instead of failing later or ignoring the sink.
+    #[test]
+    fn a_sink_this_build_lacks_is_named_at_check() {
+        let text = r#"
+[box]
+name = "t"
+[alerts]
+journal = "j"
+sinks = [
+  { kind = "mqtt", name = "broker", host = "localhost" },
+  { kind = "webhook", name = "hook", url = "http://localhost:9/alerts" },
+]
+[[stream]]
+name = "mic"
+model = "yamnet"
+source = { kind = "synth", duration_s = 1.0 }
+"#;
+        let profile = Profile::parse(text, Path::new("/etc/vigil/t.toml")).unwrap();
+        let checked = check_sinks(&profile);
+        if cfg!(feature = "mqtt") && cfg!(feature = "webhook") {
+            checked.unwrap();
+        } else {
+            let err = checked.unwrap_err().to_string();
+            let (sink, feature) = if cfg!(feature = "mqtt") {
+                ("hook", "`webhook`")
+            } else {
+                ("broker", "`mqtt`")
+            };
+            assert!(err.contains(sink) && err.contains(feature), "{err}");
+        }
+    }
 }

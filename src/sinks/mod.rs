@@ -4,13 +4,19 @@
 mod bus;
 pub mod journal;
 mod jsonl;
+#[cfg(feature = "mqtt")]
 pub mod mqtt;
+pub mod settings;
+#[cfg(feature = "webhook")]
 pub mod webhook;
 
 pub use bus::{AlertBus, BusError};
 pub use jsonl::JsonLines;
-pub use mqtt::{MqttSettings, MqttSink};
-pub use webhook::{Webhook, WebhookSettings};
+#[cfg(feature = "mqtt")]
+pub use mqtt::MqttSink;
+pub use settings::{MqttSettings, MqttTls, WebhookSettings};
+#[cfg(feature = "webhook")]
+pub use webhook::Webhook;
 
 use crate::alert::Alert;
 

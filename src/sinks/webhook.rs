@@ -6,33 +6,12 @@
 //! and the bus retries it, and everything after it, with exponential backoff. Delivery is at
 //! least once: receivers deduplicate on `alert.id`.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use super::{Sink, SinkError};
 use crate::alert::Alert;
-
-/// A `[[alerts.sinks]]` entry of kind `webhook`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSettings {
-    pub name: String,
-    /// `http://` or `https://` (Mozilla's roots).
-    pub url: String,
-    /// Extra request headers, e.g. `Authorization`.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Whole-request limit: connect, send and read the answer.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-fn default_timeout_ms() -> u64 {
-    5_000
-}
+pub use crate::sinks::settings::WebhookSettings;
 
 pub struct Webhook {
     name: String,

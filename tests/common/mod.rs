@@ -44,4 +44,5 @@ pub fn alert(event: u64) -> Alert {
     }
 }
 
+#[cfg(feature = "mqtt")]
 pub mod mosquitto;
