@@ -172,16 +172,8 @@ fn f32_rows_op(op: &dyn BinMiniOp, a: &Tensor, b: &Tensor, c_dt: DatumType) -> O
     if b.shape()[leading..] != a.shape()[leading..] {
         return None;
     }
-    let dense = |t: &Tensor| {
-        let natural = Tensor::natural_strides(t.shape());
-        t.len() == t.shape().iter().product::<usize>()
-            && t.shape()
-                .iter()
-                .zip(t.strides())
-                .zip(natural.iter())
-                .all(|((&d, &s), &n)| d == 1 || s == n)
-    };
-    if !dense(a) || !dense(b) {
+    let natural_but_unit_axes = |t: &Tensor| dense_c_order(t, &Tensor::natural_strides(t.shape()));
+    if !natural_but_unit_axes(a) || !natural_but_unit_axes(b) {
         return None;
     }
     // SubF (b - a) is left out: declutter turns it around before any graph reaches here.
@@ -794,13 +786,7 @@ fn with_natural_strides(t: TValue) -> Result<TValue, TValue> {
     if t.strides() == &*natural {
         return Ok(t);
     }
-    let dense = t.len() == t.shape().iter().product::<usize>()
-        && t.shape()
-            .iter()
-            .zip(t.strides())
-            .zip(natural.iter())
-            .all(|((&d, &s), &n)| d == 1 || s == n);
-    if !dense {
+    if !dense_c_order(&t, &natural) {
         return Err(t);
     }
     let shape: TVec<usize> = t.shape().into();
@@ -808,6 +794,13 @@ fn with_natural_strides(t: TValue) -> Result<TValue, TValue> {
     // Safety: same shape, and for every axis longer than 1 the stride already is the natural one.
     unsafe { t.set_geometry_unchecked(&shape, &natural) };
     Ok(t.into_tvalue())
+}
+
+/// Whether `t`'s storage is laid out in C order: as many elements as its shape holds, and every
+/// axis longer than 1 with its `natural` stride (a unit axis's stride is never stepped).
+fn dense_c_order(t: &Tensor, natural: &[isize]) -> bool {
+    t.len() == t.shape().iter().product::<usize>()
+        && t.shape().iter().zip(t.strides()).zip(natural).all(|((&d, &s), &n)| d == 1 || s == n)
 }
 
 /// Both operands with natural strides, or both back as they came when either cannot have them.

@@ -613,37 +613,10 @@ mod quantize_slices {
     /// f32 stops holding fractions, and subnormals.
     fn probes() -> Vec<f32> {
         let mut xs = vec![
-            0.0,
-            -0.0,
-            0.5,
-            1.5,
-            2.5,
-            -0.5,
-            -1.5,
-            -2.5,
-            126.5,
-            127.5,
-            128.5,
-            -127.5,
-            -128.5,
-            -129.5,
-            254.5,
-            255.5,
-            256.5,
-            1e-45,
-            -1e-45,
-            1e30,
-            -1e30,
-            f32::MAX,
-            f32::MIN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::NAN,
-            4194303.5,
-            8388607.0,
-            8388608.5,
-            16777217.0,
-            -8388609.0,
+            0.0, -0.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, 127.5, 128.5, -127.5, -128.5,
+            -129.5, 254.5, 255.5, 256.5, 1e-45, -1e-45, 1e30, -1e30, f32::MAX, f32::MIN,
+            f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 4194303.5, 8388607.0, 8388608.5,
+            16777217.0, -8388609.0,
         ];
         xs.extend((-1100..1100).map(|i| i as f32 * 0.25));
         xs
@@ -666,11 +639,7 @@ mod quantize_slices {
         let (zu, zi) = (zero_point.clamp(0, 255), zero_point.clamp(-128, 127));
         for (k, x) in xs.iter().enumerate() {
             assert_eq!(u[k] as i64, reference(*x, scale, zu, 0, 255), "u8 of {x} at {scale}, {zu}");
-            assert_eq!(
-                i[k] as i64,
-                reference(*x, scale, zi, -128, 127),
-                "i8 of {x} at {scale}, {zi}"
-            );
+            assert_eq!(i[k] as i64, reference(*x, scale, zi, -128, 127), "i8 of {x} at {scale}, {zi}");
             if (*x * scale).abs() < 1e9 || (*x * scale).is_nan() {
                 assert_eq!(u[k], quantize_linear_f32_u8(*x, scale, zu), "u8 of {x}");
                 assert_eq!(i[k], quantize_linear_f32_i8(*x, scale, zi), "i8 of {x}");
